@@ -1,0 +1,32 @@
+# dnh developer entry points. `make demo` and `make test` each work alone on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= runs/demo
+
+.PHONY: setup demo test lint clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: a looser requirement with no torch installed pulls the newest
+# CUDA build (several GB); constraints.txt keeps medmnist's torchvision from upgrading it.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.
+demo: setup
+	$(BIN)/dnh prepare-data --synthetic --out $(DEMO)/data --force
+
+test: setup
+	$(BIN)/ruff check dnhcli tests
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check dnhcli tests
+	$(BIN)/mypy dnhcli
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The `dnh` command line: one module per subcommand, all calling `dnhcli.core`."""

@@ -1,0 +1,40 @@
+"""The root `dnh` app: global options, and one mounted module per working subcommand."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from dnhcli import __version__
+from dnhcli.cli import prepare_data
+
+app = typer.Typer(
+    name="dnh",
+    help="Content-based medical image retrieval with deep neural hashing.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("prepare-data")(prepare_data.prepare_data)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dnh {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    """dnh: hash medical images to short binary codes and find the most similar ones."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

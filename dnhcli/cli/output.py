@@ -1,0 +1,55 @@
+"""One output path: Rich for people (progress on stderr), JSON on stdout for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from dnhcli.core.progress import ProgressFn, no_progress
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    """Print one JSON document on stdout (nothing else goes there in --json mode)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """A short note for people, on stderr."""
+    stderr.print(message, markup=False)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
+    """A `ProgressFn` drawing one Rich bar per stage on stderr; silent when disabled
+    (`--json`) or when stderr is not a terminal."""
+    if not enabled or not stderr.is_terminal:
+        yield no_progress
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report

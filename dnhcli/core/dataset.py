@@ -1,0 +1,202 @@
+"""The prepared dataset on disk: per split, memory-mappable `.npy` arrays, plus `manifest.json`.
+
+Layout of a dataset folder:
+
+    manifest.json               what the folder holds (see docs and `build_manifest`)
+    {split}_images.npy          (N, 28, 28) uint8 grey pixels, 0-255
+    {split}_labels.npy          (N, 3) int32 columns: class, organ, disease
+    {split}_origin.npy          (N, 3) int32 columns: subset, official split, index in it
+    {split}_raw_labels.npy      (N, W) int16: the subset's own label vector, -1 padded
+
+for split in train, val, gallery, query. A folder is written whole into a temporary
+sibling and renamed into place, so an interrupted run leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnhcli.core.errors import DataError, OutputExistsError
+from dnhcli.core.manifest import file_digest, json_digest, read_json, write_json
+from dnhcli.core.progress import ProgressFn, no_progress
+from dnhcli.core.splits import SPLITS
+
+FORMAT = "dnh-dataset"
+FORMAT_VERSION = 1
+ARRAYS = ("images", "labels", "origin", "raw_labels")
+LABEL_COLUMNS = ("class", "organ", "disease")
+ORIGIN_COLUMNS = ("subset", "official_split", "index")
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The arrays of one split (memory-mapped when read from disk)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    origin: np.ndarray
+    raw_labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.labels[:, 0]
+
+    @property
+    def organs(self) -> np.ndarray:
+        return self.labels[:, 1]
+
+    @property
+    def diseases(self) -> np.ndarray:
+        return self.labels[:, 2]
+
+
+def check_output_folder(out: Path, force: bool) -> None:
+    """Refuse an output folder that holds anything, unless `force` and it is a dnh dataset."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output path exists and is not a folder: {out}")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not force:
+        raise OutputExistsError(f"output folder exists and is not empty: {out}",
+                                hint="choose another --out, or pass --force to replace it")
+    manifest = out / "manifest.json"
+    if not manifest.is_file() or read_json(manifest, "dataset manifest").get("format") != FORMAT:
+        raise OutputExistsError(f"refusing to replace {out}: it is not a dnh dataset",
+                                hint="--force only replaces a folder that dnh prepared")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, Any],
+                  force: bool = False, progress: ProgressFn = no_progress) -> dict[str, Any]:
+    """Write a dataset folder atomically; returns the manifest with file checksums added."""
+    check_output_folder(out, force)
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        files: dict[str, Any] = {}
+        total, done = len(SPLITS) * len(ARRAYS), 0
+        for split in SPLITS:
+            for name in ARRAYS:
+                path = tmp / f"{split}_{name}.npy"
+                array = np.ascontiguousarray(getattr(splits[split], name))
+                with open(path, "wb") as handle:
+                    np.save(handle, array, allow_pickle=False)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                files[path.name] = {"sha256": file_digest(path), "shape": list(array.shape),
+                                    "dtype": str(array.dtype)}
+                done += 1
+                progress("write dataset", done, total)
+        manifest = {**manifest, "files": files}
+        write_json(tmp / "manifest.json", manifest)
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` is moved aside first and removed after."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        if any(out.iterdir()):
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(tmp, out)
+    _fsync_dir(out.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class PreparedDataset:
+    """A prepared dataset folder, opened read-only; arrays are memory-mapped on demand."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, path: Path | str, verify: bool = False) -> PreparedDataset:
+        """Open and check a dataset folder; `verify=True` also checks every file's sha256."""
+        path = Path(path)
+        if not (path / "manifest.json").is_file():
+            raise DataError(f"not a prepared dnh dataset: {path} (no manifest.json)",
+                            hint="create one with `dnh prepare-data --out DIR`")
+        manifest = read_json(path / "manifest.json", "dataset manifest")
+        if manifest.get("format") != FORMAT:
+            raise DataError(f"not a prepared dnh dataset: {path} (format {manifest.get('format')!r})")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"dataset {path} has format version {manifest.get('format_version')}, "
+                            f"this dnh reads version {FORMAT_VERSION}",
+                            hint="prepare it again with this version of dnh")
+        missing = [k for k in ("files", "classes", "organs", "subsets", "splits") if k not in manifest]
+        if missing:
+            raise DataError(f"dataset manifest {path / 'manifest.json'} lacks {', '.join(missing)}",
+                            hint="prepare the dataset again")
+        dataset = cls(path, manifest)
+        if verify:
+            dataset.verify()
+        return dataset
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the manifest (which holds every file's sha256): names this exact dataset."""
+        return json_digest(self.manifest)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.manifest["classes"]]
+
+    @property
+    def organ_names(self) -> list[str]:
+        return list(self.manifest["organs"])
+
+    def disease_names(self, organ: int) -> list[str]:
+        return list(self.manifest["subsets"][organ]["diseases"])
+
+    def split(self, name: str) -> SplitData:
+        """The arrays of one split, memory-mapped, checked against the manifest."""
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}", hint=f"choose from: {', '.join(SPLITS)}")
+        arrays = {}
+        for kind in ARRAYS:
+            file = f"{name}_{kind}.npy"
+            expected = self.manifest["files"].get(file)
+            try:
+                array = np.load(self.path / file, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"cannot read {self.path / file}: {exc}") from None
+            if expected is None or list(array.shape) != expected["shape"] or (
+                    str(array.dtype) != expected["dtype"]):
+                raise DataError(f"{self.path / file} does not match the dataset manifest",
+                                hint="the folder was changed after it was prepared: prepare it again")
+            arrays[kind] = array
+        return SplitData(**arrays)
+
+    def verify(self) -> None:
+        """Check every array file against the sha256 recorded in the manifest."""
+        for file, expected in self.manifest["files"].items():
+            path = self.path / file
+            if not path.is_file() or file_digest(path) != expected["sha256"]:
+                raise DataError(f"{path} is missing or changed since the dataset was prepared",
+                                hint="prepare the dataset again")

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny MedMNIST-format `.npz` files made in `tmp_path`, and real-data lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dnhcli.core import medmnist_source
+
+REAL_MEDMNIST = Path(os.environ.get(
+    "DNH_TEST_MEDMNIST", Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"))
+
+# flag -> (images per official split, label width, number of label values, channels)
+FAKE_SUBSETS = {
+    "breastmnist": ((30, 6, 12), 1, 2, 1),
+    "retinamnist": ((40, 8, 16), 1, 5, 3),
+    "chestmnist": ((40, 8, 16), 14, 2, 1),
+}
+
+
+def make_npz(path: Path, counts: tuple[int, int, int], width: int, values: int, channels: int,
+             seed: int = 0) -> None:
+    """Write a MedMNIST-format file with random pixels and labels (every label value used)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), counts):
+        shape = (n, 28, 28) if channels == 1 else (n, 28, 28, channels)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        if width == 1:
+            labels = (np.arange(n) % values)[:, None]
+        else:  # multi-label: a third with no finding, the rest random findings
+            labels = rng.integers(0, 2, (n, width)) * (np.arange(n)[:, None] % 3 != 0)
+        arrays[f"{split}_labels"] = labels.astype(np.uint8)
+    np.savez(path, **arrays)
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A MedMNIST root with small fake breast, retina (RGB) and chest (multi-label) files;
+    INFO is patched so their MD5s check out and their URLs point at a local mirror."""
+    root, mirror = tmp_path / "medmnist-root", tmp_path / "mirror"
+    root.mkdir()
+    mirror.mkdir()
+    info = {flag: dict(entry) for flag, entry in medmnist_source.medmnist_info().items()}
+    for i, (flag, (counts, width, values, channels)) in enumerate(FAKE_SUBSETS.items()):
+        make_npz(mirror / f"{flag}.npz", counts, width, values, channels, seed=i)
+        (root / f"{flag}.npz").write_bytes((mirror / f"{flag}.npz").read_bytes())
+        info[flag]["MD5"] = hashlib.md5((mirror / f"{flag}.npz").read_bytes()).hexdigest()
+        info[flag]["url"] = (mirror / f"{flag}.npz").as_uri()
+    monkeypatch.setattr(medmnist_source, "medmnist_info", lambda: info)
+    return root
+
+
+@pytest.fixture
+def real_medmnist() -> Path:
+    """The real MedMNIST files in ../shared/medmnist; the test is skipped without them."""
+    needed = ("breastmnist.npz", "pneumoniamnist.npz", "retinamnist.npz")
+    if not all((REAL_MEDMNIST / name).is_file() for name in needed):
+        pytest.skip(f"real MedMNIST files not found in {REAL_MEDMNIST}")
+    return REAL_MEDMNIST
