@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 ## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.
 demo: setup
 	$(BIN)/dnh prepare-data --synthetic --out $(DEMO)/data --force
+	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model --threads 2 --force
 
 test: setup
 	$(BIN)/ruff check dnhcli tests

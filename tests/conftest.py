@@ -55,6 +55,16 @@ def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small prepared synthetic dataset (30 images per class), made once per session."""
+    from dnhcli.core.prepare import PrepareConfig, prepare_dataset
+
+    out = tmp_path_factory.mktemp("data") / "synthetic"
+    prepare_dataset(PrepareConfig(out=out, synthetic=True, synthetic_per_class=30, seed=0))
+    return out
+
+
 @pytest.fixture
 def real_medmnist() -> Path:
     """The real MedMNIST files in ../shared/medmnist; the test is skipped without them."""

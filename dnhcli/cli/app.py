@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from dnhcli import __version__
-from dnhcli.cli import prepare_data
+from dnhcli.cli import prepare_data, train
 
 app = typer.Typer(
     name="dnh",
@@ -19,6 +19,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("prepare-data")(prepare_data.prepare_data)
+app.command("train")(train.train_command)
 
 
 def _version(value: bool) -> None:

@@ -45,7 +45,7 @@ def handle_errors(func: F) -> F:
         except DnhError as exc:
             if debug_enabled():
                 raise
-            raise _fail(exc.message, exc.hint) from None
+            raise _fail(exc.message, exc.hint, code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", code=130) from None
         except OSError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,3 +15,10 @@ ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Replace an existing output that dnh made before.")]
 OutDirOpt = Annotated[Path, typer.Option(
     "--out", "-o", help="Output folder (written atomically).", file_okay=False)]
+DataOpt = Annotated[Path, typer.Option(
+    "--data", "-d", help="A prepared dataset folder (from `dnh prepare-data`).", file_okay=False)]
+BitsOpt = Annotated[int, typer.Option(
+    "--bits", "-b", help="Code length K: a multiple of 8 from 8 to 128.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", help="CPU threads for torch (default: torch's choice). 1 or 2 are the "
+                      "safest on a busy machine.", min=1)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -43,13 +43,32 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
         yield no_progress
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=stderr) as bar:
         tasks: dict[str, Any] = {}
 
-        def report(stage: str, done: int, total: int) -> None:
+        def report(stage: str, done: int, total: int, info: str = "") -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+                tasks[stage] = bar.add_task(stage, total=total, info=info)
+            bar.update(tasks[stage], completed=done, total=total, info=info)
 
         yield report
+
+
+class Reportable(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Reportable)
+
+
+def run_and_report(json: bool, work: Callable[[ProgressFn], R], render: Callable[[R], None]) -> R:
+    """Run core work with a progress bar (none with --json), then print its result: the
+    JSON document on stdout with --json, else the command's Rich rendering."""
+    with progress_bar(enabled=not json) as progress:
+        result = work(progress)
+    if json:
+        emit_json(result.to_json())
+    else:
+        render(result)
+    return result

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import ForceOpt, JsonOpt, OutDirOpt, SeedOpt
-from dnhcli.cli.output import emit_json, progress_bar, stdout
+from dnhcli.cli.output import run_and_report, stdout
 from dnhcli.core.errors import InputError
 from dnhcli.core.medmnist_source import DEFAULT_SUBSETS, ROOT_ENV
 from dnhcli.core.prepare import SYNTHETIC_PER_CLASS, PrepareConfig, PrepareResult, prepare_dataset
@@ -59,12 +59,7 @@ def prepare_data(
         max_per_class=max_per_class,
         force=force,
     )
-    with progress_bar(enabled=not json) as progress:
-        result = prepare_dataset(config, progress)
-    if json:
-        emit_json(result.to_json())
-    else:
-        _render(result)
+    run_and_report(json, lambda progress: prepare_dataset(config, progress), _render)
 
 
 def _render(result: PrepareResult) -> None:

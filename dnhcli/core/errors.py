@@ -6,6 +6,8 @@ from __future__ import annotations
 class DnhError(Exception):
     """A failure with a message a user can act on and an optional hint."""
 
+    exit_code = 1
+
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message

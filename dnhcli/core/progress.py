@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-ProgressFn = Callable[[str, int, int], None]
-"""Called as `progress(stage, done, total)`: `done` of `total` units of `stage` are finished."""
+from typing import Protocol
 
 
-def no_progress(stage: str, done: int, total: int) -> None:
+class ProgressFn(Protocol):
+    """Called as `progress(stage, done, total, info)`: `done` of `total` units of `stage` are
+    finished; `info` is an optional short status (e.g. the last epoch's losses)."""
+
+    def __call__(self, stage: str, done: int, total: int, info: str = "") -> None: ...
+
+
+def no_progress(stage: str, done: int, total: int, info: str = "") -> None:
     """The default callback: report nothing."""

@@ -1,0 +1,83 @@
+"""`dnh train`: train the DNH network on a prepared dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dnhcli.cli.errors import handle_errors
+from dnhcli.cli.options import BitsOpt, DataOpt, ForceOpt, JsonOpt, OutDirOpt, SeedOpt, ThreadsOpt
+from dnhcli.cli.output import run_and_report, stdout
+from dnhcli.core.train import Hyperparams, TrainConfig, TrainResult, train
+
+_D = Hyperparams()
+
+
+@handle_errors
+def train_command(
+    data: DataOpt,
+    out: OutDirOpt,
+    epochs: Annotated[int, typer.Option(help="Epochs to train (in all, when resuming).",
+                                        min=1)] = _D.epochs,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (both optimizers).")] = _D.lr,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.", min=2)] = _D.batch_size,
+    bits: BitsOpt = _D.bits,
+    alpha1: Annotated[float, typer.Option(help="Weight of the organ-level Cauchy loss J1.")] = _D.alpha1,
+    alpha2: Annotated[float, typer.Option(
+        help="Weight of the disease-level Cauchy loss J2.")] = _D.alpha2,
+    beta: Annotated[float, typer.Option(
+        help="Weight of the adversarial term (0 switches the discriminator off).")] = _D.beta,
+    gamma: Annotated[float, typer.Option(help="Cauchy scale gamma.")] = _D.gamma,
+    quantization: Annotated[float, typer.Option(
+        help="Weight of the quantization term mean((|h|-1)^2).")] = _D.quantization,
+    balance: Annotated[bool, typer.Option(
+        help="DCH class-balance weights in the Cauchy losses.")] = _D.balance,
+    classes: Annotated[str, typer.Option(
+        help="What the classifier predicts: organ (as the reference) or class.")] = _D.classes,
+    arch: Annotated[str, typer.Option(help="Model architecture.")] = _D.arch,
+    seed: SeedOpt = _D.seed,
+    threads: ThreadsOpt = None,
+    val_every: Annotated[int, typer.Option(
+        help="Validate every N epochs (and always at the last); best.pt is chosen among "
+             "validated epochs.", min=1)] = 1,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run in --out from its last whole epoch.")] = False,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Train the DNH network: LeNet-5 encoder + tanh hash layer, classifier and discriminator.
+
+    Writes last.pt, best.pt (by validation disease-level mAP@100) and summary.csv to --out.
+    Resume with the same command plus --resume (only --epochs may change).
+    """
+    hparams = Hyperparams(arch=arch, bits=bits, classes=classes, epochs=epochs, lr=lr,
+                          batch_size=batch_size, alpha1=alpha1, alpha2=alpha2, beta=beta,
+                          gamma=gamma, quantization=quantization, balance=balance, seed=seed)
+    config = TrainConfig(data=data, out=out, hparams=hparams, threads=threads, resume=resume,
+                         force=force, val_every=val_every)
+    run_and_report(json, lambda progress: train(config, progress), _render)
+
+
+def _render(result: TrainResult) -> None:
+    last = result.history[-1]
+    assert last.val_organ_map is not None and last.fragile_fraction is not None  # last is validated
+    table = Table(title="Training finished", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("best checkpoint", f"{result.checkpoint} (epoch {result.best_epoch}, "
+                            f"val disease mAP@100 {result.best_metric:.4f})"),
+        ("last checkpoint", f"{result.last} (epoch {last.epoch})"),
+        ("time", f"{result.seconds:.1f} s, {last.images_per_second:.0f} training images/s"),
+        ("val mAP@100", f"organ {last.val_organ_map:.4f}, disease {last.val_disease_map:.4f}"),
+        ("losses", f"class {last.loss_class:.4f}, J1 {last.loss_j1:.4f}, J2 {last.loss_j2:.4f}, "
+                   f"disc {last.loss_disc:.4f}, quant {last.loss_quant:.4f}"),
+        ("fragile components", f"{100 * last.fragile_fraction:.3f}% of val code components "
+                               "with |h| < 0.01"),
+        ("distinct val codes", str(last.distinct_codes)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    stdout.print(table)
