@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/dnh prepare-data --synthetic --out $(DEMO)/data --force
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model --threads 2 --force
+	rm -rf $(DEMO)/hashdb
+	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb --data $(DEMO)/data --split gallery
+	$(BIN)/python -c "import numpy as np; np.save('$(DEMO)/query.npy', np.load('$(DEMO)/data/query_images.npy')[:3])"
+	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb -k 5 --montage $(DEMO)/montage.png
 
 test: setup
 	$(BIN)/ruff check dnhcli tests

@@ -65,6 +65,16 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_model(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16-bit model trained for 3 epochs on the synthetic set: its last.pt."""
+    from dnhcli.core.train import Hyperparams, TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model") / "run"
+    hp = Hyperparams(epochs=3, batch_size=64, bits=16, seed=0)
+    return train(TrainConfig(data=synthetic_dataset, out=out, hparams=hp, threads=1)).last
+
+
 @pytest.fixture
 def real_medmnist() -> Path:
     """The real MedMNIST files in ../shared/medmnist; the test is skipped without them."""

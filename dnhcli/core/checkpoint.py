@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import warnings
@@ -55,6 +56,17 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if missing:
         raise ModelError(f"checkpoint {path} lacks {', '.join(missing)}")
     return payload
+
+
+def model_fingerprint(state: dict[str, torch.Tensor], prefix: str = "encoder.") -> str:
+    """sha256 of the encoder's weights (names, shapes, dtypes and values): the identity of
+    the function image -> code, shared by checkpoints, exported models and databases."""
+    digest = hashlib.sha256()
+    for name in sorted(k for k in state if k.startswith(prefix)):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> DNHNetwork:

@@ -27,7 +27,7 @@ def encode_images(encoder: nn.Module, images: torch.Tensor | np.ndarray,
                   batch: int = BATCH) -> np.ndarray:
     """Continuous codes h (N, K) float32 of uint8 images (N, 28, 28), in eval mode."""
     if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
+        images = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # copies memmaps
     was_training = encoder.training
     encoder.eval()
     try:

@@ -1,0 +1,42 @@
+"""`dnh hash`: images -> K-bit codes in a hash database (created on first use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dnhcli.cli.errors import handle_errors
+from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
+from dnhcli.cli.output import run_and_report, stdout
+from dnhcli.core.hashing import HashConfig, HashResult, hash_into_db
+
+
+@handle_errors
+def hash_command(
+    model: ModelOpt,
+    db: DbOpt,
+    inputs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Images: .npy (one image or a stack), .png, or folders of them.",
+        show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", "-d", help="Hash a split of this prepared dataset instead (keeps organ and "
+                             "disease).", file_okay=False)] = None,
+    split: Annotated[Optional[str], typer.Option(
+        help="The split to hash with --data. [default: gallery]", show_default=False)] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Hash images with a model and append their codes and metadata to a database.
+
+    The database is created for the model on first use; later runs append, and refuse a
+    model whose bits or weights differ. Images are scaled exactly as in training.
+    """
+    config = HashConfig(model=model, db=db, inputs=tuple(inputs or ()), data=data, split=split)
+    run_and_report(json, lambda progress: hash_into_db(config, progress), _render)
+
+
+def _render(result: HashResult) -> None:
+    verb = "Created" if result.created else "Appended to"
+    stdout.print(f"{verb} {result.db}: added {result.added} codes of {result.bits} bits; "
+                 f"{result.count} in all.", markup=False, highlight=False)

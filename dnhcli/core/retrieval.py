@@ -1,0 +1,96 @@
+"""`search`: query images -> the nearest stored items by Hamming distance, with metadata."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnhcli.core.backends import Backend, load_backend
+from dnhcli.core.codes import codes_from_continuous
+from dnhcli.core.errors import InputError
+from dnhcli.core.hashdb import HashDB
+from dnhcli.core.images import iter_files
+
+RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    model: Path
+    db: Path
+    queries: tuple[Path, ...]
+    k: int = 10
+    radius: int | None = None
+
+
+@dataclass
+class QueryResult:
+    query: str
+    image: np.ndarray
+    results: list[dict[str, Any]]
+
+
+@dataclass
+class SearchResult:
+    db: Path
+    bits: int
+    k: int
+    radius: int | None
+    seconds: float
+    queries: list[QueryResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"db": str(self.db), "bits": self.bits, "k": self.k, "radius": self.radius,
+                "seconds": round(self.seconds, 6),
+                "queries": [{"query": q.query, "results": q.results} for q in self.queries]}
+
+
+def _rows(db: HashDB, distances: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
+    rows = []
+    for rank, (distance, item, meta) in enumerate(zip(distances.tolist(), ids.tolist(),
+                                                      db.metadata(ids)), start=1):
+        extra = {k: v for k, v in meta.items() if k not in RESULT_KEYS}
+        rows.append({"rank": rank, "distance": int(distance), "id": int(item),
+                     "source": meta.get("source"), "organ": meta.get("organ"),
+                     "disease": meta.get("disease"), **extra})
+    return rows
+
+
+def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult:
+    """Hash the query images with the database's model and rank the stored items:
+    top k by Hamming distance (ties by insertion order), or, with a radius, every item
+    within it (at most k)."""
+    if config.k < 1:
+        raise InputError(f"-k must be at least 1, got {config.k}")
+    if config.radius is not None and config.radius < 0:
+        raise InputError(f"--radius must be zero or positive, got {config.radius}")
+    backend = backend or load_backend(config.model)
+    chunks = list(iter_files(config.queries))
+    with HashDB.open(config.db) as db:
+        db.check_model(backend.bits, backend.fingerprint)
+        began = time.perf_counter()
+        result = SearchResult(db=config.db, bits=db.bits, k=config.k, radius=config.radius,
+                              seconds=0.0)
+        for chunk in chunks:
+            codes = codes_from_continuous(backend.encode(chunk.images))
+            per_query = _ranked(db, codes, config.k, config.radius)
+            for image, meta, (distances, ids) in zip(chunk.images, chunk.metadata, per_query):
+                result.queries.append(QueryResult(query=meta["source"], image=image,
+                                                  results=_rows(db, distances, ids)))
+        result.seconds = time.perf_counter() - began
+    return result
+
+
+def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None
+            ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+    if radius is None:
+        distances, ids = db.search(codes, k)
+        return list(zip(distances, ids))
+    lims, distances, ids = db.range_search(codes, radius)
+    return [(distances[lims[q]:lims[q + 1]][:k], ids[lims[q]:lims[q + 1]][:k])
+            for q in range(len(codes))]

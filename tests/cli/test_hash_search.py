@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from dnhcli.cli.app import app
+from dnhcli.core.dataset import PreparedDataset
+
+runner = CliRunner()
+
+
+def test_hash_then_search_json_table_and_montage(synthetic_dataset: Path, trained_model: Path,
+                                                 tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    result = runner.invoke(app, ["hash", "--model", str(trained_model), "--db", str(db),
+                                 "--data", str(synthetic_dataset), "--split", "gallery", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    gallery = len(PreparedDataset.open(synthetic_dataset).split("gallery"))
+    assert data == {"db": str(db), "count": gallery, "added": gallery, "bits": 16, "created": True}
+
+    query = np.asarray(PreparedDataset.open(synthetic_dataset).split("query").images[0])
+    np.save(tmp_path / "query.npy", query)
+    args = ["search", str(tmp_path / "query.npy"), "--model", str(trained_model), "--db", str(db)]
+    result = runner.invoke(app, [*args, "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)["queries"]
+    assert len(found) == 1 and found[0]["query"].endswith("query.npy")
+    hits = found[0]["results"]
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert {"rank", "distance", "id", "source", "organ", "disease"} <= set(hits[0])
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+
+    montage = tmp_path / "out" / "montage.png"
+    result = runner.invoke(app, [*args, "--montage", str(montage)])
+    assert result.exit_code == 0, result.output
+    assert "distance" in result.stdout and montage.is_file()
+
+
+def test_search_errors_are_one_line(synthetic_dataset: Path, trained_model: Path,
+                                    tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    assert runner.invoke(app, ["hash", "--model", str(trained_model), "--db", str(db),
+                               "--data", str(synthetic_dataset)]).exit_code == 0
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 4), np.float32))
+    np.save(tmp_path / "nan.npy", np.full((28, 28), np.nan, np.float32))
+    cases = [
+        (["search", str(tmp_path / "wrong.npy"), "--model", str(trained_model), "--db", str(db)],
+         "images must be"),
+        (["search", str(tmp_path / "nan.npy"), "--model", str(trained_model), "--db", str(db)],
+         "NaN"),
+        (["search", str(tmp_path / "wrong.npy"), "--model", str(tmp_path / "no.pt"), "--db", str(db)],
+         "model not found"),
+        (["hash", str(tmp_path / "missing.npy"), "--model", str(trained_model), "--db", str(db)],
+         "input not found"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.output
