@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dnhcli.core.errors import DataError, OutputExistsError
-from dnhcli.core.manifest import file_digest, json_digest, read_json, write_json
+from dnhcli.core.manifest import file_digest, fsync_dir, json_digest, read_json, write_json
 from dnhcli.core.progress import ProgressFn, no_progress
 from dnhcli.core.splits import SPLITS
 
@@ -74,14 +74,6 @@ def check_output_folder(out: Path, force: bool) -> None:
                                 hint="--force only replaces a folder that dnh prepared")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, Any],
                   force: bool = False, progress: ProgressFn = no_progress) -> dict[str, Any]:
     """Write a dataset folder atomically; returns the manifest with file checksums added."""
@@ -108,7 +100,7 @@ def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, A
                 progress("write dataset", done, total)
         manifest = {**manifest, "files": files}
         write_json(tmp / "manifest.json", manifest)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _swap_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -124,7 +116,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         else:
             out.rmdir()
     os.replace(tmp, out)
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -68,7 +68,6 @@ from dnhcli.core.hashdb_segments import (
     Segment,
     crash_point,
     encode_metadata,
-    fsync_dir,
     is_segment_file,
     leftover_of_create,
     load,
@@ -79,7 +78,7 @@ from dnhcli.core.hashdb_segments import (
     segment_name,
     write_segment,
 )
-from dnhcli.core.manifest import canonical_json, package_versions
+from dnhcli.core.manifest import canonical_json, fsync_dir, package_versions
 
 MAX_SEGMENTS = 16
 BIT_ORDER = "np.packbits big-endian: component j is bit 7 - j % 8 of byte j // 8"

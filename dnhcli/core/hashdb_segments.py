@@ -62,14 +62,6 @@ def is_segment_file(filename: str) -> bool:
                for s in SUFFIXES.values())
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _bytes_view(data: bytes | np.ndarray) -> memoryview:
     return (data.data if isinstance(data, np.ndarray) else memoryview(data)).cast("B")
 

@@ -56,6 +56,15 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so that renames and new files in it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path, what: str) -> dict[str, Any]:
     """Read a JSON object, turning a missing or malformed file into a `DataError`."""
     try:
