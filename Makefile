@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -c "from dnhcli.core.search import warm_up; warm_up()"  # numba compile, once
 	touch $@
 
 ## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.

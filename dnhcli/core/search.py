@@ -134,3 +134,15 @@ def range_search(queries: np.ndarray, codes: np.ndarray, radius: int,
     with _threads(threads) as nthreads:
         qsplit, dsplit = _splits(nq, n, nthreads)
         return kernels.range_kernel(qwords, flat, width, min(int(radius), bits), bits, qsplit, dsplit)
+
+
+def warm_up() -> None:
+    """Compile the kernels into numba's cache (or load them from it) for the array kinds the
+    database passes: writable arrays and read-only memory maps. `make setup` calls this, so
+    that the first real search does not pay the compilation (about 30 s)."""
+    codes = np.zeros((4, 6), np.uint8)
+    frozen = codes.copy()
+    frozen.flags.writeable = False
+    for database in (codes, frozen):
+        topk(codes[:1], database, 2)
+        range_search(codes[:1], database, 1)
