@@ -183,12 +183,7 @@ def disease_level_loss(
     balance: bool = False,
 ) -> torch.Tensor:
     """J2: Cauchy cross-entropy over same-organ pairs only, r_ij = 1 iff the disease matches too."""
-    _check_labels(h, organ, disease)
-    same_organ = organ.unsqueeze(0) == organ.unsqueeze(1)
-    same_disease = disease.unsqueeze(0) == disease.unsqueeze(1)
-    return cauchy_cross_entropy(
-        h, same_organ & same_disease, gamma=gamma, mask=same_organ, balance=balance
-    )
+    return pair_losses(h, organ, disease, gamma, balance)[1]
 
 
 def order_pairs(
