@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dnhcli.core.errors import DataError, DownloadError, InputError
+from dnhcli.core.manifest import file_digest
 from dnhcli.core.progress import ProgressFn, no_progress
 
 ROOT_ENV = "DNH_MEDMNIST_ROOT"
@@ -136,14 +137,6 @@ def default_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".medmnist"
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _missing_hint(info: SubsetInfo, target: Path) -> str:
     return (
         f"1) download {info.url} ; 2) check that its MD5 is {info.md5} ; "
@@ -161,7 +154,7 @@ def locate(info: SubsetInfo, root: Path, download: bool = False,
             raise DataError(f"MedMNIST file not found: {target}", hint=_missing_hint(info, target))
         fetch(info, target, progress)
     if info.md5 is not None:
-        actual = _md5(target)
+        actual = file_digest(target, "md5")
         if actual != info.md5:
             raise DataError(
                 f"MD5 mismatch for {target}: got {actual}, expected {info.md5}",

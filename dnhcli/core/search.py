@@ -4,7 +4,7 @@ numpy in, numpy out. Codes are (N, B) uint8 arrays packed as in `dnhcli.core.cod
 bytes, K a multiple of 8 in 8..128); a read-only `np.memmap` works as well as an ndarray and is
 never copied when C-contiguous. Ids are row indices 0..N-1.
 
-Ranking rule (the same as `dnhcli.core.metrics.top_k`): ascending distance, ties by id, i.e.
+Ranking rule: ascending distance, ties by id, i.e.
 exactly `np.argsort(dist, kind="stable")[:, :k]`.
 
 Threads: all cores by default; `set_threads(n)` changes the default, and the `threads`

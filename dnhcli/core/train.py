@@ -134,6 +134,7 @@ class Trainer:
         channels_last(self.model)
         self.optimizer = torch.optim.Adam(self.model.encoder_parameters(), lr=hp.lr)
         self.disc_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=hp.lr)
+        self._facts = self._static_facts()
 
     def _generator(self, epoch: int, stream: int) -> torch.Generator:
         seed = np.random.SeedSequence([self.hp.seed, epoch, stream]).generate_state(1, np.uint64)[0]
@@ -179,8 +180,8 @@ class Trainer:
             batches += 1
         return dict(zip(LOSS_NAMES, (sums / max(batches, 1)).tolist()))
 
-    def state(self) -> dict[str, Any]:
-        """The checkpoint payload (everything but the epoch's figures)."""
+    def _static_facts(self) -> dict[str, Any]:
+        """What a checkpoint records about the run that never changes during it."""
         ds = self.dataset
         return {
             "arch": self.hp.arch, "bits": self.hp.bits, "classes_mode": self.hp.classes,
@@ -189,13 +190,16 @@ class Trainer:
             "dataset_classes": ds.class_names,
             "hparams": asdict(self.hp),
             "preprocessing": "uint8 grey 28x28 -> float /255 in [0, 1], shape (N, 1, 28, 28)",
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "disc_optimizer": self.disc_optimizer.state_dict(),
             "dataset": {"fingerprint": ds.fingerprint, "path": str(ds.path.absolute()),
                         "seed": ds.manifest["seed"]},
             "versions": package_versions(),
         }
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint payload (everything but the epoch's figures)."""
+        return {**self._facts, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "disc_optimizer": self.disc_optimizer.state_dict()}
 
 
 def _check_out(config: TrainConfig) -> None:
@@ -217,7 +221,7 @@ def _check_out(config: TrainConfig) -> None:
 def _restore(trainer: Trainer, config: TrainConfig) -> tuple[int, list[EpochStats], float, int]:
     """Load last.pt into the trainer after checking it is the same run; returns its progress."""
     ckpt = load_checkpoint(config.out / "last.pt")
-    current = trainer.state()
+    current = trainer._facts
     for key, what in (("arch", "architecture"), ("bits", "bit length"),
                       ("class_names", "class set"), ("classes_mode", "--classes")):
         if ckpt[key] != current[key]:

@@ -12,7 +12,8 @@ import torch
 
 from dnhcli.core.codes import codes_from_continuous, distinct_codes, fragile_fraction
 from dnhcli.core.dataset import SplitData
-from dnhcli.core.metrics import average_precision_at_k, relevance, top_k
+from dnhcli.core.metrics import average_precision_at_k, relevance
+from dnhcli.core.search import topk
 
 LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_total")
 VAL_K = 100
@@ -54,7 +55,7 @@ def validation_metrics(val_h: np.ndarray, train_h: np.ndarray, val: SplitData,
     val_codes, train_codes = codes_from_continuous(val_h), codes_from_continuous(train_h)
     val_labels = np.asarray(val.labels)[:, 1:3]
     train_labels = torch.stack([train["organ"], train["disease"]], dim=1).numpy()
-    _, ranked = top_k(val_codes, train_codes, VAL_K)
+    _, ranked = topk(val_codes, train_codes, VAL_K)
     organ = average_precision_at_k(relevance(ranked, val_labels[:, 0], train_labels[:, 0]))
     disease = average_precision_at_k(relevance(ranked, val_labels, train_labels))
     return {

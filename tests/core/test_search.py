@@ -5,7 +5,6 @@ import pytest
 
 from dnhcli.core.codes import hamming_distances, pack_codes
 from dnhcli.core.errors import InputError
-from dnhcli.core.metrics import top_k
 from dnhcli.core.search import range_search, set_threads, topk
 
 BITS = (8, 16, 48, 64, 128)
@@ -73,12 +72,6 @@ def test_topk_split_between_threads_and_database_ranges(threads: int) -> None:
     for k in (1, 10, 100, 1000):
         _check_topk(q, g, k, threads=threads)
     _check_topk(np.repeat(q, 10, axis=0), g, 10, threads=threads)
-
-
-def test_topk_matches_metrics_top_k() -> None:
-    g, q = _clustered(2000, 16, seed=8), _clustered(30, 16, seed=9)
-    for got, want in zip(topk(q, g, 25), top_k(q, g, 25)):
-        np.testing.assert_array_equal(got, want)
 
 
 def test_empty_inputs() -> None:
