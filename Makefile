@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	$(BIN)/python -c "from dnhcli.core.search import warm_up; warm_up()"  # numba compile, once
+	$(BIN)/python -c "from dnhcli.core import ranking, search; search.warm_up(); ranking.warm_up()"  # numba, once
 	touch $@
 
 ## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.
@@ -25,6 +25,8 @@ demo: setup
 	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb --data $(DEMO)/data --split gallery
 	$(BIN)/python -c "import numpy as np; np.save('$(DEMO)/query.npy', np.load('$(DEMO)/data/query_images.npy')[:3])"
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb -k 5 --montage $(DEMO)/montage.png
+	$(BIN)/dnh evaluate --model $(DEMO)/model/best.pt --data $(DEMO)/data --db $(DEMO)/hashdb \
+		--plot $(DEMO)/eval.png --dump $(DEMO)/eval-dump --force
 
 test: setup
 	$(BIN)/ruff check dnhcli tests

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from dnhcli import __version__
+from dnhcli.cli import evaluate, prepare_data, search, train
 from dnhcli.cli import hash as hash_cmd
-from dnhcli.cli import prepare_data, search, train
 
 app = typer.Typer(
     name="dnh",
@@ -23,6 +23,7 @@ app.command("prepare-data")(prepare_data.prepare_data)
 app.command("train")(train.train_command)
 app.command("hash")(hash_cmd.hash_command)
 app.command("search")(search.search_command)
+app.command("evaluate")(evaluate.evaluate_command)
 
 
 def _version(value: bool) -> None:

@@ -15,15 +15,16 @@ sibling and renamed into place, so an interrupted run leaves nothing half-made.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dnhcli.core.errors import DataError, OutputExistsError
-from dnhcli.core.manifest import file_digest, fsync_dir, json_digest, read_json, write_json
+from dnhcli.core.errors import DataError
+from dnhcli.core.folders import check_output_folder as check_folder
+from dnhcli.core.folders import staged_folder
+from dnhcli.core.manifest import file_digest, json_digest, read_json, write_json
 from dnhcli.core.progress import ProgressFn, no_progress
 from dnhcli.core.splits import SPLITS
 
@@ -61,29 +62,14 @@ class SplitData:
 
 def check_output_folder(out: Path, force: bool) -> None:
     """Refuse an output folder that holds anything, unless `force` and it is a dnh dataset."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output path exists and is not a folder: {out}")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not force:
-        raise OutputExistsError(f"output folder exists and is not empty: {out}",
-                                hint="choose another --out, or pass --force to replace it")
-    manifest = out / "manifest.json"
-    if not manifest.is_file() or read_json(manifest, "dataset manifest").get("format") != FORMAT:
-        raise OutputExistsError(f"refusing to replace {out}: it is not a dnh dataset",
-                                hint="--force only replaces a folder that dnh prepared")
+    check_folder(out, force, FORMAT, "dataset")
 
 
 def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, Any],
                   force: bool = False, progress: ProgressFn = no_progress) -> dict[str, Any]:
     """Write a dataset folder atomically; returns the manifest with file checksums added."""
     check_output_folder(out, force)
-    out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staged_folder(out) as tmp:
         files: dict[str, Any] = {}
         total, done = len(SPLITS) * len(ARRAYS), 0
         for split in SPLITS:
@@ -100,24 +86,7 @@ def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, A
                 progress("write dataset", done, total)
         manifest = {**manifest, "files": files}
         write_json(tmp / "manifest.json", manifest)
-        fsync_dir(tmp)
-        _swap_into_place(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename `tmp` to `out`; an existing `out` is moved aside first and removed after."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        if any(out.iterdir()):
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 class PreparedDataset:

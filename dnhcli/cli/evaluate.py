@@ -1,0 +1,101 @@
+"""`dnh evaluate`: retrieval figures of a model, query split against gallery split (or a database)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from dnhcli.cli.errors import handle_errors
+from dnhcli.cli.options import DataOpt, ForceOpt, JsonOpt, ModelOpt, ThreadsOpt
+from dnhcli.cli.output import info, run_and_report, stdout
+from dnhcli.core.errors import InputError
+from dnhcli.core.evaluate import EvalConfig, EvalReport, evaluate
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(f"-k takes comma-separated positive integers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise InputError(f"-k takes comma-separated positive integers, got {text!r}")
+    return ks
+
+
+@handle_errors
+def evaluate_command(
+    model: ModelOpt,
+    data: DataOpt,
+    db: Annotated[Optional[Path], typer.Option(
+        "--db", help="Rank against this hash database instead of the gallery split (its items need "
+                     "organ and disease, as `dnh hash --data` stores them).", file_okay=False)] = None,
+    k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated.")] = "10,100,1000",
+    tie_break: Annotated[str, typer.Option(
+        help="Order inside a Hamming tie: gallery-order (the reference protocol) or asymmetric "
+             "(the query's continuous code against the gallery bits).")] = "gallery-order",
+    radius: Annotated[int, typer.Option(help="Hamming radius of the P@r figure.", min=0)] = 2,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="Also draw the PR curve and per-organ bars into this PNG.", dir_okay=False)] = None,
+    dump: Annotated[Optional[Path], typer.Option(
+        help="Also write the packed codes and labels to this folder, to recheck the figures "
+             "outside dnh.", file_okay=False)] = None,
+    threads: ThreadsOpt = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Evaluate retrieval: rank the gallery by Hamming distance for every query image.
+
+    Reports the reference protocol (organ relevance), the strict one (organ and disease),
+    and the expected figures over random orders of tied codes; see docs/EVALUATION.md.
+    """
+    config = EvalConfig(model=model, data=data, db=db, ks=_ks(k), tie_break=tie_break, radius=radius,
+                        threads=threads, dump=dump, plot=plot, force=force)
+    run_and_report(json, lambda progress: evaluate(config, progress), _render)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _render(report: EvalReport) -> None:
+    result = report.evaluation.to_json()
+    ks = report.evaluation.ks
+    table = Table(title=f"Retrieval, {report.config['queries']} queries against "
+                        f"{report.config['gallery_items']} items, {report.config['bits']} bits, "
+                        f"tie break {report.config['tie_break']}", title_justify="left")
+    table.add_column("figure")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    rows = (("reference mAP (same organ)", "reference", None, "mAP"),
+            ("reference nDCG (ideal from top k)", "reference", None, "nDCG"),
+            ("strict mAP (same organ + disease)", "strict", None, "mAP"),
+            ("standard nDCG (ideal from gallery)", "strict", None, "nDCG"),
+            ("strict precision", "strict", None, "P"),
+            ("tie-aware reference mAP", "tie_aware", "reference", "mAP"),
+            ("tie-aware strict mAP", "tie_aware", "strict", "mAP"),
+            ("tie-aware standard nDCG", "tie_aware", "strict", "nDCG"),
+            ("tie-aware strict precision", "tie_aware", "strict", "P"))
+    for label, section, sub, name in rows:
+        values = result[section][sub] if sub else result[section]
+        table.add_row(label, *(_fmt(values.get(f"{name}@{k}")) for k in ks))
+    stdout.print(table)
+    k, r = ks[0], report.evaluation.radius
+    organs = Table(title="Per organ", title_justify="left")
+    for name in ("organ", "queries", f"ref mAP@{k}", f"strict mAP@{k}", f"nDCG@{k}", f"P@{k}",
+                 f"tie-aware P@{k}", f"P@r{r}"):
+        organs.add_column(name, justify="left" if name == "organ" else "right")
+    for organ, figures in result["per_organ"].items():
+        organs.add_row(organ, str(figures["queries"]), _fmt(figures["reference"][f"mAP@{k}"]),
+                       _fmt(figures["strict"][f"mAP@{k}"]), _fmt(figures["strict"][f"nDCG@{k}"]),
+                       _fmt(figures["strict"][f"P@{k}"]), _fmt(figures["tie_aware"]["strict"][f"P@{k}"]),
+                       _fmt(figures["strict"][f"P@r{r}"]))
+    stdout.print(organs)
+    codes = result["codes"]
+    info(f"{codes['distinct_gallery_codes']} distinct gallery codes; on average "
+         f"{codes['mean_gallery_at_distance_0']} gallery items at distance 0 from a query; "
+         f"the @{k} cut falls inside a tie for {codes[f'queries_cut_inside_a_tie@{k}']} queries.")
+    for name, path in report.outputs.items():
+        info(f"{name} written to {path}")
