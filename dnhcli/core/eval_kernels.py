@@ -13,12 +13,9 @@ from dnhcli.core.search_kernels import CHUNK, _distance, _load_words, _popcount
 
 
 @njit(cache=True)
-def _histogram_task(qwords, flat, width, n, gclass, length, out, ranked):  # type: ignore[no-untyped-def]
-    """out[q, d, c] = number of gallery codes of class c at distance d from query q; then, when
-    length > 0, ranked[q, :length] = the classes of the first `length` codes in (distance, id)
-    order (a counting sort: a second scan places each code at its rank)."""
+def _histogram_task(qwords, flat, width, n, gclass, out):  # type: ignore[no-untyped-def]
+    """out[q, d, c] += number of gallery codes of class c at distance d from query q."""
     nq, nw = qwords.shape
-    bits = out.shape[1] - 1
     buf = np.empty((nw, CHUNK), np.uint64)
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
@@ -29,47 +26,16 @@ def _histogram_task(qwords, flat, width, n, gclass, length, out, ranked):  # typ
             hist = out[q]
             for i in range(m):
                 hist[_distance(q0, q1, buf, i), gclass[start + i]] += 1
-    if length == 0:
-        return
-    offsets = np.zeros((nq, bits + 2), np.int64)
-    limit = np.zeros(nq, np.int64)
-    for q in range(nq):
-        total = 0
-        d = 0
-        while d <= bits:
-            offsets[q, d] = total
-            total += out[q, d].sum()
-            if total >= length:
-                break
-            d += 1
-        limit[q] = d
-    for start in range(0, n, CHUNK):
-        m = min(CHUNK, n - start)
-        _load_words(flat, width, start, m, buf)
-        for q in range(nq):
-            q0 = qwords[q, 0]
-            q1 = qwords[q, nw - 1]
-            top = limit[q]
-            for i in range(m):
-                d = _distance(q0, q1, buf, i)
-                if d <= top:
-                    pos = offsets[q, d]
-                    if pos < length:
-                        ranked[q, pos] = gclass[start + i]
-                        offsets[q, d] = pos + 1
 
 
+# Outputs are allocated by the caller: an array expression inside a parallel function becomes a
+# parallel loop, which the one-item scheduling chunks of `search._threads` make very slow.
 @njit(cache=True, parallel=True)
-def histogram_kernel(qwords, flat, width, n, bits, gclass, nclass, length, qsplit):  # type: ignore[no-untyped-def]
-    """(Q, bits + 1, nclass) int32 counts and (Q, length) int32 ranked classes, one task per
-    query block (qsplit bounds)."""
-    nq = qwords.shape[0]
-    out = np.zeros((nq, bits + 1, nclass), np.int32)
-    ranked = np.zeros((nq, length), np.int32)
+def histogram_kernel(qwords, flat, width, n, gclass, qsplit, out):  # type: ignore[no-untyped-def]
+    """out (Q, bits + 1, nclass) int32 zeros <- counts, one task per query block (qsplit bounds)."""
     for task in prange(qsplit.shape[0] - 1):
         a, b = qsplit[task], qsplit[task + 1]
-        _histogram_task(qwords[a:b], flat, width, n, gclass, length, out[a:b], ranked[a:b])
-    return out, ranked
+        _histogram_task(qwords[a:b], flat, width, n, gclass, out[a:b])
 
 
 @njit(cache=True)
@@ -120,11 +86,10 @@ def _asymmetric_one(qw, lut, gwords, width, bits, kk, gclass, out_ids, out_group
 
 
 @njit(cache=True, parallel=True)
-def asymmetric_kernel(qwords, luts, gwords, width, bits, kk, gclass, nclass):  # type: ignore[no-untyped-def]
-    """Per query: ids (Q, kk) and tie-group class counts (Q, kk, nclass) of the asymmetric ranking."""
-    nq = qwords.shape[0]
-    ids = np.empty((nq, kk), np.int64)
-    groups = np.zeros((nq, kk, nclass), np.int32)
-    for q in prange(nq):
-        _asymmetric_one(qwords[q], luts[q], gwords, width, bits, kk, gclass, ids[q], groups[q])
-    return ids, groups
+def asymmetric_kernel(qwords, luts, gwords, width, bits, gclass, qsplit, ids, groups):  # type: ignore[no-untyped-def]
+    """Per query: ids (Q, kk) and tie-group class counts (Q, kk, nclass, zeros on entry) of the
+    asymmetric ranking, one task per query block (qsplit bounds)."""
+    kk = ids.shape[1]
+    for task in prange(qsplit.shape[0] - 1):
+        for q in range(qsplit[task], qsplit[task + 1]):
+            _asymmetric_one(qwords[q], luts[q], gwords, width, bits, kk, gclass, ids[q], groups[q])

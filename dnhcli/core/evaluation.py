@@ -29,6 +29,7 @@ from dnhcli.core.metrics import (
 )
 from dnhcli.core.progress import ProgressFn, no_progress
 from dnhcli.core.ranking import asymmetric_rank, distance_histogram
+from dnhcli.core.search import topk
 from dnhcli.core.tie_aware import TieGroups
 
 TIE_BREAKS = ("gallery-order", "asymmetric")
@@ -139,8 +140,7 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
     for lo in range(0, nq, step):
         hi = min(nq, lo + step)
         asymmetric = tie_break == "asymmetric"
-        hist, ranked_class = distance_histogram(query_codes[lo:hi], gallery_codes, gclass, len(pairs),
-                                                0 if asymmetric else length, threads)
+        hist = distance_histogram(query_codes[lo:hi], gallery_codes, gclass, len(pairs), threads)
         cq = qclass[lo:hi]
         rows = np.arange(hi - lo)
         strict_d = hist[rows, :, cq]
@@ -151,10 +151,10 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
                                              gallery_codes, length, gclass, len(pairs), threads)
             g_size, g_strict = groups.sum(axis=2), groups[rows, :, cq]
             g_organ = np.einsum("qgc,qc->qg", groups, same_organ[cq])
-            ranked_class = gclass[ranked]
         else:
+            ranked = topk(query_codes[lo:hi], gallery_codes, length, threads)[1]
             g_size, g_strict, g_organ = size_d, strict_d, organ_d
-        grades = grade[cq[:, None], ranked_class]
+        grades = grade[cq[:, None], gclass[ranked]]
         figures = _chunk_figures(grades, ks, strict_d.sum(1), organ_d.sum(1), radius,
                                  (g_size, g_strict, g_organ))
         for k in ks:

@@ -21,23 +21,18 @@ _TASKS_PER_THREAD = 4
 
 
 def distance_histogram(queries: np.ndarray, gallery: np.ndarray, gallery_class: np.ndarray,
-                       classes: int, length: int = 0, threads: int | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, K + 1, classes) int32: gallery codes of each class at each distance from each query;
-    and (Q, min(length, N)) int32: the classes of the top `length` codes in (distance, id) order,
-    i.e. the ranking of `search.topk`, by a counting sort."""
+                       classes: int, threads: int | None = None) -> np.ndarray:
+    """(Q, K + 1, classes) int32: gallery codes of each class at each distance from each query."""
     queries, flat, bits = _validate(queries, gallery)
     gclass = _classes(gallery_class, len(gallery), classes)
     nq, width = len(queries), gallery.shape[1]
-    length = min(int(length), len(gallery))
     if nq == 0 or len(gallery) == 0:
-        return np.zeros((nq, bits + 1, classes), np.int32), np.zeros((nq, length), np.int32)
+        return np.zeros((nq, bits + 1, classes), np.int32)
     qwords = _query_words(queries, width)
+    out = np.zeros((nq, bits + 1, classes), np.int32)
     with _threads(threads) as nthreads:
-        blocks = max(1, min(nq, nthreads * _TASKS_PER_THREAD))
-        qsplit = np.linspace(0, nq, blocks + 1).astype(np.int64)
-        return kernels.histogram_kernel(qwords, flat, width, len(gallery), bits, gclass, classes, length,
-                                        qsplit)
+        kernels.histogram_kernel(qwords, flat, width, len(gallery), gclass, _blocks(nq, nthreads), out)
+    return out
 
 
 def asymmetric_luts(h: np.ndarray) -> np.ndarray:
@@ -68,9 +63,16 @@ def asymmetric_rank(queries: np.ndarray, query_h: np.ndarray, gallery: np.ndarra
     gwords = np.zeros((-(-width // 8), n), np.uint64)
     kernels._load_words(flat, width, 0, n, gwords)
     qwords = _query_words(queries, width)
-    with _threads(threads):
-        return kernels.asymmetric_kernel(qwords, asymmetric_luts(query_h), gwords, width, bits, kk,
-                                         gclass, classes)
+    ids, groups = np.empty((nq, kk), np.int64), np.zeros((nq, kk, classes), np.int32)
+    with _threads(threads) as nthreads:
+        kernels.asymmetric_kernel(qwords, asymmetric_luts(query_h), gwords, width, bits, gclass,
+                                  _blocks(nq, nthreads), ids, groups)
+    return ids, groups
+
+
+def _blocks(nq: int, threads: int) -> np.ndarray:
+    """Bounds of query blocks: a few coarse tasks per thread (dynamically scheduled)."""
+    return np.linspace(0, nq, max(1, min(nq, threads * _TASKS_PER_THREAD)) + 1).astype(np.int64)
 
 
 def _classes(gallery_class: np.ndarray, n: int, classes: int) -> np.ndarray:
@@ -86,5 +88,5 @@ def warm_up() -> None:
     """Compile the evaluation kernels into numba's cache (`make setup` calls this)."""
     codes = np.zeros((4, 1), np.uint8)
     classes = np.zeros(4, np.int64)
-    distance_histogram(codes[:1], codes, classes, 1, length=2)
+    distance_histogram(codes[:1], codes, classes, 1)
     asymmetric_rank(codes[:1], np.zeros((1, 8), np.float32), codes, 2, classes, 1)

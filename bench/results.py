@@ -1,0 +1,190 @@
+"""Retrieval results on real data: train, evaluate and write docs/RESULTS.md.
+
+    python bench/results.py [--root ../shared/medmnist] [--out runs/results] [--seeds 0,1,2]
+                            [--epochs 100] [--bits 16,32,48,64] [--jobs 2] [--doc docs/RESULTS.md]
+    python bench/results.py --synthetic --epochs 3 --seeds 0 --bits 16 --doc /tmp/R.md  # smoke run
+
+Prepares Breast + Pneumonia + Retina (split seed 0, 6:1:2:1), trains every configuration
+(`dnh train`'s defaults at each bit length, the reference's hyperparameters, three ablations)
+for every seed, evaluates query vs gallery (gallery-order and asymmetric tie break), fits the
+no-learning baselines (LSH, PCA + ITQ), and writes the report. Training runs in child processes,
+`--jobs` at a time with one thread each; a run whose folder already holds the same configuration
+is not trained again, so the script can be stopped and rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_report import write_report  # noqa: E402
+
+from dnhcli.core.backends import load_backend  # noqa: E402
+from dnhcli.core.baselines import fit_baseline  # noqa: E402
+from dnhcli.core.codes import codes_from_continuous  # noqa: E402
+from dnhcli.core.dataset import PreparedDataset  # noqa: E402
+from dnhcli.core.evaluation import evaluate_codes  # noqa: E402
+from dnhcli.core.prepare import PrepareConfig, prepare_dataset  # noqa: E402
+from dnhcli.core.train import Hyperparams, TrainConfig, train  # noqa: E402
+
+KS = (10, 100, 1000)
+SUBSETS = ("breast", "pneumonia", "retina")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the report: a name, what it is, and its changes to `dnh train`'s defaults."""
+
+    name: str
+    label: str
+    changes: tuple[tuple[str, Any], ...] = ()
+    all_bits: bool = False  # run at every bit length (else at 48 only)
+
+
+VARIANTS = (
+    Variant("dnh", "DNH, `dnh train` defaults", all_bits=True),
+    Variant("reference", "DNH, the reference's hyperparameters (organ classes, no quantization)",
+            (("classes", "organ"), ("quantization", 0.0), ("balance", False))),
+    Variant("class-only", "ablation: classification only (no Cauchy, no discriminator)",
+            (("alpha1", 0.0), ("alpha2", 0.0), ("beta", 0.0))),
+    Variant("cauchy-only", "ablation: Cauchy only (no classification, no discriminator)",
+            (("class_weight", 0.0), ("beta", 0.0))),
+    Variant("no-disc", "ablation: no discriminator (beta 0)", (("beta", 0.0),)),
+)
+
+
+def hparams_for(variant: Variant, bits: int, seed: int, epochs: int) -> Hyperparams:
+    changes = dict(variant.changes)
+    unknown = set(changes) - set(asdict(Hyperparams()))
+    if unknown:
+        raise SystemExit(f"variant {variant.name}: dnh train has no hyperparameter "
+                         f"{', '.join(sorted(unknown))}")
+    return replace(Hyperparams(), bits=bits, seed=seed, epochs=epochs, **changes)
+
+
+def _train_one(spec: str) -> None:
+    """Child process: train one run from its JSON spec."""
+    job = json.loads(spec)
+    hp = Hyperparams(**job["hparams"])
+    train(TrainConfig(data=Path(job["data"]), out=Path(job["out"]), hparams=hp, threads=1, force=True,
+                      val_every=job["val_every"]))
+    (Path(job["out"]) / "run.json").write_text(json.dumps(job, indent=1, sort_keys=True))
+
+
+def _needs_training(job: dict[str, Any]) -> bool:
+    out = Path(job["out"])
+    done = out / "run.json"
+    return not ((out / "best.pt").is_file() and done.is_file() and json.loads(done.read_text()) == job)
+
+
+def _run_training(jobs: list[dict[str, Any]], parallel: int) -> None:
+    todo = [job for job in jobs if _needs_training(job)]
+    print(f"{len(jobs) - len(todo)} runs done before, {len(todo)} to train", flush=True)
+
+    def work(job: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        log = Path(job["out"]).with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as handle:
+            subprocess.run([sys.executable, __file__, "--train-one", json.dumps(job)], check=True,
+                           stdout=handle, stderr=subprocess.STDOUT)
+        print(f"  trained {Path(job['out']).name} in {time.perf_counter() - started:.0f} s", flush=True)
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(work, todo))
+
+
+def _labels(split: Any) -> np.ndarray:
+    return np.asarray(split.labels)[:, 1:3].astype(np.int64)
+
+
+def _evaluate(qh: np.ndarray, gh: np.ndarray, query: Any, gallery: Any, organs: list[str]
+              ) -> dict[str, Any]:
+    qc, gc = codes_from_continuous(qh), codes_from_continuous(gh)
+    out = {}
+    for tie in ("gallery-order", "asymmetric"):
+        out[tie] = evaluate_codes(qc, gc, _labels(query), _labels(gallery), KS, query_h=qh,
+                                  tie_break=tie, organ_names=organs).to_json()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="../shared/medmnist")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="the embedded synthetic set (smoke runs)")
+    parser.add_argument("--out", default="runs/results")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--bits", default="16,32,48,64")
+    parser.add_argument("--main-bits", type=int, default=48)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--val-every", type=int, default=5)
+    parser.add_argument("--doc", default="docs/RESULTS.md")
+    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS),
+                        help="which training configurations to run")
+    parser.add_argument("--train-one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.train_one:
+        _train_one(args.train_one)
+        return
+    started = time.perf_counter()
+    out = Path(args.out)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    bit_lengths = [int(b) for b in args.bits.split(",")]
+    data = out / "data"
+    if not (data / "manifest.json").is_file():
+        root = None if args.synthetic else Path(args.root)
+        prepare_dataset(PrepareConfig(out=data, synthetic=args.synthetic, root=root, subsets=SUBSETS, seed=0))
+    dataset = PreparedDataset.open(data)
+    jobs, rows = [], []
+    chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
+    for variant in chosen:
+        for bits in bit_lengths if variant.all_bits else [args.main_bits]:
+            for seed in seeds:
+                hp = hparams_for(variant, bits, seed, args.epochs)
+                run = out / "runs" / f"{variant.name}-{bits}b-s{seed}"
+                jobs.append({"data": str(data.absolute()), "out": str(run.absolute()),
+                             "hparams": asdict(hp), "val_every": args.val_every})
+                rows.append((variant, bits, seed, run))
+    _run_training(jobs, args.jobs)
+    query, gallery = dataset.split("query"), dataset.split("gallery")
+    train_split = dataset.split("train")
+    organs = dataset.organ_names
+    results: list[dict[str, Any]] = []
+    for variant, bits, seed, run in rows:
+        backend = load_backend(run / "best.pt")
+        qh, gh = backend.encode(np.asarray(query.images)), backend.encode(np.asarray(gallery.images))
+        figures = _evaluate(qh, gh, query, gallery, organs)
+        results.append({"method": variant.name, "label": variant.label, "bits": bits, "seed": seed,
+                        "epoch": backend.info["epoch"], **figures})
+    for name, label in (("lsh", "LSH on pixels (random hyperplanes)"), ("pca-itq", "PCA + ITQ on pixels")):
+        for bits in bit_lengths:
+            for seed in seeds:
+                model = fit_baseline(name, np.asarray(train_split.images), bits, seed)
+                qh, gh = model.encode(np.asarray(query.images)), model.encode(np.asarray(gallery.images))
+                figures = _evaluate(qh, gh, query, gallery, organs)
+                results.append({"method": name, "label": label, "bits": bits, "seed": seed, **figures})
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    facts = {"data": dataset.manifest, "seeds": seeds, "epochs": args.epochs, "bits": bit_lengths,
+             "main_bits": args.main_bits, "synthetic": args.synthetic,
+             "minutes": round((time.perf_counter() - started) / 60, 1),
+             "command": " ".join(["python", "bench/results.py", *sys.argv[1:]]),
+             "defaults": asdict(Hyperparams())}
+    write_report(Path(args.doc), results, facts)
+    print(f"wrote {args.doc} ({facts['minutes']} min)")
+
+
+if __name__ == "__main__":
+    main()

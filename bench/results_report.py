@@ -1,0 +1,158 @@
+"""docs/RESULTS.md from the figures of `bench/results.py` (mean +- std over seeds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The reference's published figures: 48 bits, 100 epochs, Breast/Chest/OCT/Tissue (other data).
+REFERENCE = {"mAP@10": 0.7586, "mAP@100": 0.7075, "mAP@1000": 0.6307,
+             "nDCG@10": 0.5148, "nDCG@100": 0.5793, "nDCG@1000": 0.6151}
+# MedMNIST v2 ResNet-18 (28 px) test accuracy, the per-organ goal for strict P@10.
+RESNET18 = {"Breast": 0.863, "Pneumonia": 0.854, "Retina": 0.524, "OCT": 0.743, "Tissue": 0.676}
+GOALS = (("reference mAP@10", ("reference", "mAP@10"), 0.995),
+         ("reference mAP@100", ("reference", "mAP@100"), 0.995),
+         ("reference mAP@1000", ("reference", "mAP@1000"), 0.995),
+         ("standard nDCG@10", ("strict", "nDCG@10"), 0.90),
+         ("strict mAP@10", ("strict", "mAP@10"), 0.88))
+
+
+def _get(result: dict[str, Any], path: tuple[str, ...], tie: str = "gallery-order") -> float:
+    value: Any = result[tie]
+    for key in path:
+        value = value[key]
+    return float("nan") if value is None else float(value)
+
+
+def _values(results: list[dict[str, Any]], method: str, bits: int, path: tuple[str, ...],
+            tie: str = "gallery-order") -> np.ndarray:
+    return np.array([_get(r, path, tie) for r in results if r["method"] == method and r["bits"] == bits])
+
+
+def _cell(values: np.ndarray, digits: int = 4) -> str:
+    if len(values) == 0 or np.isnan(values).all():
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def _digits(path: tuple[str, ...]) -> int:
+    return 0 if path[0] == "codes" else 4
+
+
+def _verdict(value: float, target: float) -> str:
+    return "yes" if value >= target else f"no (gap {target - value:.4f})"
+
+
+def _methods(results: list[dict[str, Any]], bits: int) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for r in results:
+        if r["bits"] == bits:
+            seen.setdefault(r["method"], r["label"])
+    return list(seen.items())
+
+
+def _table(results: list[dict[str, Any]], bits: int, columns: list[tuple[str, tuple[str, ...]]],
+           tie: str = "gallery-order", reference_row: bool = False) -> list[str]:
+    lines = ["| method | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    if reference_row:
+        cells = [f"{REFERENCE[p[-1]]:.4f}" if p[-1] in REFERENCE and p[0] == "reference" else "-"
+                 for _, p in columns]
+        lines.append("| reference (published; Breast/Chest/OCT/Tissue, continuous codes) | "
+                     + " | ".join(cells) + " |")
+    for method, label in _methods(results, bits):
+        cells = [_cell(_values(results, method, bits, p, tie), _digits(p)) for _, p in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(path: Path, results: list[dict[str, Any]], facts: dict[str, Any]) -> None:
+    """Write the whole report (overwrites `path`)."""
+    main, seeds, ks = facts["main_bits"], facts["seeds"], (10, 100, 1000)
+    data = facts["data"]
+    splits = data.get("splits")
+    counts = ", ".join(f"{name} {n}" for name, n in splits.items()) if isinstance(splits, dict) else ""
+    source = "the embedded synthetic set" if facts["synthetic"] else "MedMNIST v2 Breast + Pneumonia + Retina"
+    out = ["# Retrieval results", "",
+           f"Produced by `{facts['command']}` ({facts['minutes']} min on this machine, 2 cores). "
+           f"Do not edit by hand: rerun the script.", "",
+           f"- Data: {source} (28 px), pooled and split 6:1:2:1 with split seed 0; {counts}. "
+           "Queries = query split, gallery = gallery split.",
+           f"- Training: {facts['epochs']} epochs, seeds {', '.join(map(str, seeds))} "
+           "(each seed: a different initialisation and batch order on the same split); the checkpoint "
+           "kept is the best validation "
+           "disease-level mAP@100. Figures are mean ± sample std over the seeds.",
+           "- Codes: sign bits of the encoder's output, Hamming distance, ties by gallery order unless said "
+           "otherwise. Definitions: [EVALUATION.md](EVALUATION.md).",
+           "- `dnh train` defaults used by the first row: " + ", ".join(
+               f"{k} {v}" for k, v in facts["defaults"].items() if k not in ("seed", "arch")) + ".", ""]
+    out += [f"## Reference protocol, {main} bits", "",
+            "Relevant = same organ (mAP); graded 2/1/0 with the ideal DCG of the retrieved list (nDCG). The "
+            "published reference figures are on other subsets (Breast/Chest/OCT/Tissue) and on continuous "
+            "codes, so they are context, not a like-for-like comparison.", ""]
+    out += _table(results, main, [(f"mAP@{k}", ("reference", f"mAP@{k}")) for k in ks]
+                  + [(f"nDCG@{k}", ("reference", f"nDCG@{k}")) for k in ks], reference_row=True)
+    out += ["", f"## Strict protocol, {main} bits", "",
+            "Relevant = same organ and same disease (mAP, P); nDCG with the ideal DCG of the whole "
+            "gallery.", ""]
+    strict_cols = [(f"mAP@{k}", ("strict", f"mAP@{k}")) for k in ks] + [
+        ("nDCG@10", ("strict", "nDCG@10")), ("nDCG@100", ("strict", "nDCG@100")),
+        ("P@10", ("strict", "P@10")), ("P@r2", ("strict", "P@r2")),
+        ("distinct gallery codes", ("codes", "distinct_gallery_codes"))]
+    out += _table(results, main, strict_cols)
+    out += ["", "## Ties: tie-aware figures and the asymmetric tie break", "",
+            "Gallery order (the protocol above), the exact expectation over random orders of tied items, and "
+            "the asymmetric tie break (inside a Hamming tie, the query's continuous code against the gallery "
+            "bits). The gain of the asymmetric tie break is its row minus the gallery-order row.", ""]
+    tie_cols = [("strict mAP@10", ("strict", "mAP@10")), ("strict P@10", ("strict", "P@10")),
+                ("standard nDCG@10", ("strict", "nDCG@10")), ("reference mAP@10", ("reference", "mAP@10"))]
+    out += ["| method | ranking | " + " | ".join(c for c, _ in tie_cols) + " |",
+            "|---" * (len(tie_cols) + 2) + "|"]
+    rankings: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+        ("gallery order", "gallery-order", ()), ("tie-aware expectation", "gallery-order", ("tie_aware",)),
+        ("asymmetric", "asymmetric", ()))
+    for method, label in _methods(results, main):
+        for name, tie, prefix in rankings:
+            cells = [_cell(_values(results, method, main, (*prefix, *p), tie)) for _, p in tie_cols]
+            out.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    out += ["", "## Bit lengths", "", "Strict and reference figures at each code length (gallery order).", ""]
+    out += ["| method | bits | ref mAP@10 | strict mAP@10 | standard nDCG@10 | P@10 "
+            "| distinct gallery codes |", "|---|---|---|---|---|---|---|"]
+    for bits in facts["bits"]:
+        for method, label in _methods(results, bits):
+            if method not in ("dnh", "lsh", "pca-itq"):
+                continue
+            paths = (("reference", "mAP@10"), ("strict", "mAP@10"), ("strict", "nDCG@10"),
+                     ("strict", "P@10"), ("codes", "distinct_gallery_codes"))
+            cells = [_cell(_values(results, method, bits, p), _digits(p)) for p in paths]
+            out.append(f"| {label} | {bits} | " + " | ".join(cells) + " |")
+    out += ["", f"## Per organ, {main} bits: strict P@10 beside MedMNIST v2 ResNet-18 test accuracy", "",
+            "The goal: a query's ten nearest codes hold as many images of its own disease as a ResNet-18 "
+            "classifies correctly (MedMNIST v2, 28 px, official test split; a different protocol, so a "
+            "yardstick only).", ""]
+    organs = list(results[0]["gallery-order"]["per_organ"]) if results else []
+    resnet = [f"{RESNET18[o]:.3f}" if o in RESNET18 else "-" for o in organs]
+    out += ["| method | " + " | ".join(f"{o} P@10" for o in organs) + " |", "|---" * (len(organs) + 1) + "|",
+            "| ResNet-18 test accuracy | " + " | ".join(resnet) + " |"]
+    for method, label in _methods(results, main):
+        out.append(f"| {label} | " + " | ".join(
+            _cell(_values(results, method, main, ("per_organ", o, "strict", "P@10"))) for o in organs) + " |")
+    out += ["", "## Goals", "", f"{main} bits, `dnh train` defaults, mean over {len(seeds)} seeds.", "",
+            "| goal | target | measured | met |", "|---|---|---|---|"]
+    for name, p, target in GOALS:
+        values = _values(results, "dnh", main, p)
+        if len(values):
+            out.append(f"| {name} | >= {target} | {values.mean():.4f} | {_verdict(values.mean(), target)} |")
+    for organ in organs:
+        values = _values(results, "dnh", main, ("per_organ", organ, "strict", "P@10"))
+        target = RESNET18.get(organ)
+        if target is None or not len(values):
+            continue
+        out.append(f"| {organ} strict P@10 | >= {target} | {values.mean():.4f} | "
+                   f"{_verdict(values.mean(), target)} |")
+    out.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
