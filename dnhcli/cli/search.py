@@ -24,14 +24,19 @@ def search_command(
     k: Annotated[int, typer.Option("-k", "--top-k", help="Results per query.", min=1)] = 10,
     radius: Annotated[Optional[int], typer.Option(
         help="Every item within this Hamming distance (at most -k of them).", min=0)] = None,
+    tie_break: Annotated[str, typer.Option(
+        help="Order inside a Hamming tie: insertion-order, or asymmetric (the query's continuous "
+             "code against the stored bits: the stored code that disagrees only on the query's "
+             "least certain bits comes first).")] = "insertion-order",
     montage: Annotated[Optional[Path], typer.Option(
         help="Also draw each query beside its results into this PNG.", dir_okay=False)] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Find the stored images nearest to each query (ties in insertion order)."""
+    """Find the stored images nearest to each query by Hamming distance."""
     if montage is not None and montage.suffix.lower() != ".png":
         raise InputError(f"--montage must name a .png file, got {montage}")
-    result = search(SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius))
+    result = search(SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius,
+                                 tie_break=tie_break))
     if montage is not None:
         from dnhcli.core.montage import write_montage
 

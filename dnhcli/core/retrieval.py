@@ -26,6 +26,10 @@ class SearchConfig:
     queries: tuple[Path, ...]
     k: int = 10
     radius: int | None = None
+    tie_break: str = "insertion-order"
+
+
+TIE_BREAKS = ("insertion-order", "asymmetric")
 
 
 @dataclass
@@ -43,10 +47,11 @@ class SearchResult:
     radius: int | None
     seconds: float
     queries: list[QueryResult] = field(default_factory=list)
+    tie_break: str = "insertion-order"
 
     def to_json(self) -> dict[str, Any]:
         return {"db": str(self.db), "bits": self.bits, "k": self.k, "radius": self.radius,
-                "seconds": round(self.seconds, 6),
+                "tie_break": self.tie_break, "seconds": round(self.seconds, 6),
                 "queries": [{"query": q.query, "results": q.results} for q in self.queries]}
 
 
@@ -63,8 +68,11 @@ def _rows(db: HashDB, distances: np.ndarray, ids: np.ndarray) -> list[dict[str, 
 
 def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult:
     """Hash the query images with the database's model and rank the stored items:
-    top k by Hamming distance (ties by insertion order), or, with a radius, every item
+    top k by Hamming distance (ties by insertion order, or with `tie_break="asymmetric"` by
+    the query's continuous code against the stored bits), or, with a radius, every item
     within it (at most k)."""
+    if config.tie_break not in TIE_BREAKS:
+        raise InputError(f"--tie-break must be one of {', '.join(TIE_BREAKS)}, got {config.tie_break!r}")
     if config.k < 1:
         raise InputError(f"-k must be at least 1, got {config.k}")
     if config.radius is not None and config.radius < 0:
@@ -75,10 +83,15 @@ def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult
         db.check_model(backend.bits, backend.fingerprint)
         began = time.perf_counter()
         result = SearchResult(db=config.db, bits=db.bits, k=config.k, radius=config.radius,
-                              seconds=0.0)
+                              seconds=0.0, tie_break=config.tie_break)
+        stored = db.codes() if config.tie_break == "asymmetric" and len(db) else None
         for chunk in chunks:
-            codes = codes_from_continuous(backend.encode(chunk.images))
-            per_query = _ranked(db, codes, config.k, config.radius)
+            h = backend.encode(chunk.images)
+            codes = codes_from_continuous(h)
+            if stored is not None:
+                per_query = _ranked_asymmetric(stored, codes, h, config.k, config.radius)
+            else:
+                per_query = _ranked(db, codes, config.k, config.radius)
             for image, meta, (distances, ids) in zip(chunk.images, chunk.metadata, per_query):
                 result.queries.append(QueryResult(query=meta["source"], image=image,
                                                   results=_rows(db, distances, ids)))
@@ -94,3 +107,18 @@ def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None
     lims, distances, ids = db.range_search(codes, radius)
     return [(distances[lims[q]:lims[q + 1]][:k], ids[lims[q]:lims[q + 1]][:k])
             for q in range(len(codes))]
+
+
+def _ranked_asymmetric(stored: np.ndarray, codes: np.ndarray, h: np.ndarray, k: int, radius: int | None
+                       ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+    """Top k by (Hamming distance, asymmetric distance, id); with a radius, cut at it."""
+    from dnhcli.core.codes import hamming_distances
+    from dnhcli.core.ranking import asymmetric_rank
+
+    ids, _ = asymmetric_rank(codes, h, stored, k, np.zeros(len(stored), np.int64), 1)
+    out = []
+    for q in range(len(codes)):
+        distances = hamming_distances(codes[q:q + 1], stored[ids[q]])[0].astype(np.int32)
+        keep = distances <= radius if radius is not None else slice(None)
+        out.append((distances[keep], ids[q][keep]))
+    return out

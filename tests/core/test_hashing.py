@@ -60,6 +60,22 @@ def test_search_equals_brute_force_and_montage(synthetic_dataset: Path, trained_
     for q, query in enumerate(radius.queries):
         assert [hit["id"] for hit in query.results] == [
             i for i in np.argsort(dist[q], kind="stable") if dist[q, i] <= 2]
+    h = backend.encode(queries)
+    gallery_bits = np.unpackbits(g_codes, axis=1).astype(bool)
+    for k, radius_cut in ((5, None), (10_000, 2)):
+        asym = search(SearchConfig(model=trained_model, db=db_path, queries=(tmp_path / "queries.npy",),
+                                   k=k, radius=radius_cut, tie_break="asymmetric"))
+        assert asym.to_json()["tie_break"] == "asymmetric"
+        for q, query in enumerate(asym.queries):
+            weight = ((gallery_bits != (h[q] > 0)) * np.abs(h[q])).sum(axis=1)
+            expected = np.lexsort((np.arange(len(g_codes)), weight, dist[q]))
+            if radius_cut is not None:
+                expected = [i for i in expected if dist[q, i] <= radius_cut]
+            assert [hit["id"] for hit in query.results] == list(expected[:k])
+            assert [hit["distance"] for hit in query.results] == dist[q, expected[:k]].tolist()
+    with pytest.raises(InputError):
+        search(SearchConfig(model=trained_model, db=db_path, queries=(tmp_path / "queries.npy",),
+                            tie_break="random"))
     out = write_montage(result, tmp_path / "m.png")
     with Image.open(out) as picture:
         assert picture.width > 6 * TILE and picture.height > 4 * TILE
