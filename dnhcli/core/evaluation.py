@@ -63,9 +63,11 @@ class Evaluation:
                 chosen = per_query if mask is None else per_query[mask]
                 finite = chosen[~np.isnan(chosen)]
                 values[name] = round(float(finite.mean()), 6) if len(finite) else None
-            parts = section.split(".")
-            out.setdefault(parts[0], {}) if len(parts) > 1 else None
-            (out[parts[0]] if len(parts) > 1 else out)[parts[-1]] = values
+            *parents, leaf = section.split(".")  # "tie_aware.strict" nests under "tie_aware"
+            target = out
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = values
         return out
 
     def per_organ(self) -> dict[str, Any]:
