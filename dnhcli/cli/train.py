@@ -34,8 +34,23 @@ def train_command(
         help="Weight of the quantization term mean((|h|-1)^2).")] = _D.quantization,
     balance: Annotated[bool, typer.Option(
         help="DCH class-balance weights in the Cauchy losses.")] = _D.balance,
+    organ_balance: Annotated[bool, typer.Option(
+        help="J2 as the mean of per-organ J2, so every organ weighs the same.")] = _D.organ_balance,
     classes: Annotated[str, typer.Option(
         help="What the classifier predicts: organ (as the reference) or class.")] = _D.classes,
+    shift: Annotated[int, typer.Option(
+        help="Augmentation: shift each training image by up to this many pixels (0 = off).",
+        min=0)] = _D.shift,
+    hflip: Annotated[bool, typer.Option(
+        help="Augmentation: mirror training images left-right at random.")] = _D.hflip,
+    lr_schedule: Annotated[str, typer.Option(
+        help="Learning-rate schedule: constant, cosine or step (x0.1 at 50%, x0.01 at 75%).")
+    ] = _D.lr_schedule,
+    weight_decay: Annotated[float, typer.Option(
+        help="Decoupled weight decay of the encoder and classifier (AdamW; 0 = Adam).")
+    ] = _D.weight_decay,
+    label_smoothing: Annotated[float, typer.Option(
+        help="Label smoothing of the classification loss.")] = _D.label_smoothing,
     arch: Annotated[str, typer.Option(help="Model architecture.")] = _D.arch,
     seed: SeedOpt = _D.seed,
     threads: ThreadsOpt = None,
@@ -54,7 +69,10 @@ def train_command(
     """
     hparams = Hyperparams(arch=arch, bits=bits, classes=classes, epochs=epochs, lr=lr,
                           batch_size=batch_size, alpha1=alpha1, alpha2=alpha2, beta=beta,
-                          gamma=gamma, quantization=quantization, balance=balance, seed=seed)
+                          gamma=gamma, quantization=quantization, balance=balance, seed=seed,
+                          organ_balance=organ_balance,
+                          shift=shift, hflip=hflip, lr_schedule=lr_schedule,
+                          weight_decay=weight_decay, label_smoothing=label_smoothing)
     config = TrainConfig(data=data, out=out, hparams=hparams, threads=threads, resume=resume,
                          force=force, val_every=val_every)
     run_and_report(json, lambda progress: train(config, progress), _render)

@@ -53,10 +53,13 @@ def _zero(h: torch.Tensor) -> torch.Tensor:
     return h.sum() * 0.0
 
 
-def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, target: torch.Tensor,
+                        smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy over the CLASS axis: mean_b [ -log softmax(logits_b)[target_b] ].
 
     The softmax runs over dim 1 (classes); the reference ran it over the batch axis.
+    With label smoothing eps > 0 the target is (1 - eps) one-hot + eps uniform:
+    (1 - eps) * CE + eps * mean_b mean_c [ -log softmax(logits_b)[c] ].
     """
     if logits.ndim != 2 or target.shape != (logits.shape[0],):
         raise InputError(
@@ -64,7 +67,10 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
             f"{tuple(target.shape)}"
         )
     log_probs = torch.log_softmax(logits, dim=1)
-    return -log_probs.gather(1, target.long().unsqueeze(1)).mean()
+    nll = -log_probs.gather(1, target.long().unsqueeze(1)).mean()
+    if smoothing > 0:
+        return (1.0 - smoothing) * nll - smoothing * log_probs.mean()
+    return nll
 
 
 def cauchy_distance(h: torch.Tensor) -> torch.Tensor:
@@ -99,6 +105,21 @@ def _pair_weights(
         norm = n / (raw_sim * n_sim + raw_dis * (n - n_sim))
         w_sim, w_dis = raw_sim * norm / n, raw_dis * norm / n
     return sim * w_sim, (counted & ~sim) * w_dis
+
+
+def _organ_balanced_weights(
+    similar: torch.Tensor, organ: torch.Tensor, balance: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Pair weights of J2 that give each organ with a counted pair the same total weight."""
+    parts = []
+    for value in organ.unique():
+        member = organ == value
+        weights = _pair_weights(similar, member.unsqueeze(0) & member.unsqueeze(1), balance)
+        if weights is not None:
+            parts.append(weights)
+    if not parts:
+        return None
+    return (sum(p[0] for p in parts) / len(parts), sum(p[1] for p in parts) / len(parts))
 
 
 def _weighted_cauchy(log_den: torch.Tensor, log_d: torch.Tensor,
@@ -149,9 +170,14 @@ def pair_losses(
     disease: torch.Tensor,
     gamma: float = 1.0,
     balance: bool = False,
+    organ_balance: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(J1, J2) of one batch from one distance matrix: the values of `organ_level_loss` and
-    `disease_level_loss`, at the cost of one."""
+    `disease_level_loss`, at the cost of one.
+
+    With `organ_balance`, J2 is the mean over the organs of the batch of each organ's own
+    J2 (its same-organ pairs only), so a small organ weighs as much as a large one; without
+    it, J2 averages over all same-organ pairs and the largest organ dominates."""
     _check_labels(h, organ, disease)
     if not gamma > 0:
         raise InputError(f"gamma must be positive, got {gamma}")
@@ -160,7 +186,8 @@ def pair_losses(
     same_disease = same_organ & (disease.unsqueeze(0) == disease.unsqueeze(1))
     terms = []
     for similar, mask in ((same_organ, None), (same_disease, same_organ)):
-        weights = _pair_weights(similar, mask, balance)
+        weights = (_organ_balanced_weights(similar, organ, balance) if organ_balance and
+                   mask is not None else _pair_weights(similar, mask, balance))
         terms.append(_zero(h) if weights is None else
                      _weighted_cauchy(log_den, log_d, weights, gamma))
     return terms[0], terms[1]

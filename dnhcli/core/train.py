@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dnhcli.core import losses
+from dnhcli.core import augment, losses
 from dnhcli.core.checkpoint import load_checkpoint, save_checkpoint
 from dnhcli.core.codes import validate_bits
 from dnhcli.core.dataset import PreparedDataset, SplitData
@@ -51,8 +51,14 @@ class Hyperparams:
     gamma: float = 1.0
     quantization: float = 0.1
     balance: bool = False
+    organ_balance: bool = False
     max_pairs: int = 1024
     seed: int = 0
+    shift: int = 0
+    hflip: bool = False
+    lr_schedule: str = "constant"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
 
     def check(self) -> None:
         model_defaults(self.arch)
@@ -65,7 +71,14 @@ class Hyperparams:
         for name in ("lr", "gamma"):
             if not getattr(self, name) > 0:
                 raise InputError(f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("alpha1", "alpha2", "beta", "quantization"):
+        if self.lr_schedule not in augment.LR_SCHEDULES:
+            raise InputError(f"--lr-schedule must be one of {', '.join(augment.LR_SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
+        if not 0 <= self.shift <= 8:
+            raise InputError(f"--shift must be between 0 and 8 pixels, got {self.shift}")
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("alpha1", "alpha2", "beta", "quantization", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"--{name} must be zero or positive, got {getattr(self, name)}")
 
@@ -132,7 +145,11 @@ class Trainer:
         torch.manual_seed(hp.seed)
         self.model = create_model(hp.arch, bits=hp.bits, classes=len(self.target_names))
         channels_last(self.model)
-        self.optimizer = torch.optim.Adam(self.model.encoder_parameters(), lr=hp.lr)
+        if hp.weight_decay > 0:  # decoupled (AdamW); plain Adam otherwise
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                self.model.encoder_parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(self.model.encoder_parameters(), lr=hp.lr)
         self.disc_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=hp.lr)
         self._facts = self._static_facts()
 
@@ -140,14 +157,19 @@ class Trainer:
         seed = np.random.SeedSequence([self.hp.seed, epoch, stream]).generate_state(1, np.uint64)[0]
         return torch.Generator().manual_seed(int(seed))
 
-    def step(self, idx: torch.Tensor, pair_gen: torch.Generator) -> torch.Tensor:
+    def step(self, idx: torch.Tensor, pair_gen: torch.Generator,
+             aug_gen: torch.Generator | None = None) -> torch.Tensor:
         """One optimisation step on the items `idx`; returns the detached loss terms."""
         hp, t = self.hp, self.train
         x = to_input(t["images"][idx])
+        if aug_gen is not None:
+            x = augment.augment(x, hp.shift, hp.hflip, aug_gen)
         f, h = self.model.encoder.features(x)
         organ, disease = t["organ"][idx], t["disease"][idx]
-        j_class = losses.classification_loss(self.model.classifier(f), t["target"][idx])
-        j1, j2 = losses.pair_losses(h, organ, disease, hp.gamma, hp.balance)
+        j_class = losses.classification_loss(self.model.classifier(f), t["target"][idx],
+                                             hp.label_smoothing)
+        j1, j2 = losses.pair_losses(h, organ, disease, hp.gamma, hp.balance,
+                                    hp.organ_balance)
         j_quant = losses.quantization_loss(h)
         if hp.beta > 0:
             pairs, order = losses.order_pairs(losses.grad_reverse(h, hp.beta), t["klass"][idx],
@@ -171,12 +193,17 @@ class Trainer:
         n = len(self.train["images"])
         order = torch.randperm(n, generator=self._generator(epoch, 0))
         pair_gen = self._generator(epoch, 1)
+        aug_gen = self._generator(epoch, 2) if self.hp.shift > 0 or self.hp.hflip else None
+        factor = augment.lr_factor(self.hp.lr_schedule, epoch, self.hp.epochs)
+        for opt in (self.optimizer, self.disc_optimizer):
+            for group in opt.param_groups:
+                group["lr"] = self.hp.lr * factor
         sums, batches = torch.zeros(len(LOSS_NAMES)), 0
         for start in range(0, n, self.hp.batch_size):
             idx = order[start:start + self.hp.batch_size]
             if len(idx) < 2:
                 continue
-            sums += self.step(idx, pair_gen)
+            sums += self.step(idx, pair_gen, aug_gen)
             batches += 1
         return dict(zip(LOSS_NAMES, (sums / max(batches, 1)).tolist()))
 
