@@ -24,6 +24,9 @@ def train_command(
     lr: Annotated[float, typer.Option(help="Adam learning rate (both optimizers).")] = _D.lr,
     batch_size: Annotated[int, typer.Option(help="Images per batch.", min=2)] = _D.batch_size,
     bits: BitsOpt = _D.bits,
+    class_weight: Annotated[float, typer.Option(
+        help="Weight of the classification loss (0 = Cauchy and adversarial terms only).")
+    ] = _D.class_weight,
     alpha1: Annotated[float, typer.Option(help="Weight of the organ-level Cauchy loss J1.")] = _D.alpha1,
     alpha2: Annotated[float, typer.Option(
         help="Weight of the disease-level Cauchy loss J2.")] = _D.alpha2,
@@ -68,7 +71,8 @@ def train_command(
     Resume with the same command plus --resume (only --epochs may change).
     """
     hparams = Hyperparams(arch=arch, bits=bits, classes=classes, epochs=epochs, lr=lr,
-                          batch_size=batch_size, alpha1=alpha1, alpha2=alpha2, beta=beta,
+                          batch_size=batch_size, class_weight=class_weight, alpha1=alpha1,
+                          alpha2=alpha2, beta=beta,
                           gamma=gamma, quantization=quantization, balance=balance, seed=seed,
                           organ_balance=organ_balance,
                           shift=shift, hflip=hflip, lr_schedule=lr_schedule,

@@ -2,7 +2,7 @@
 
 Per batch, one backward pass steps both optimizers:
 
-    encoder + classifier:  J_class + alpha1 J1 + alpha2 J2 + q J_quant - beta J_D
+    encoder + classifier:  c J_class + alpha1 J1 + alpha2 J2 + q J_quant - beta J_D
     discriminator:         J_D  (its own Adam)
 
 The adversarial sign comes from a gradient-reversal layer between the codes and
@@ -45,6 +45,7 @@ class Hyperparams:
     epochs: int = 100
     lr: float = 1e-3
     batch_size: int = 256
+    class_weight: float = 1.0
     alpha1: float = 0.5
     alpha2: float = 0.5
     beta: float = 0.6
@@ -78,7 +79,7 @@ class Hyperparams:
             raise InputError(f"--shift must be between 0 and 8 pixels, got {self.shift}")
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        for name in ("alpha1", "alpha2", "beta", "quantization", "weight_decay"):
+        for name in ("class_weight", "alpha1", "alpha2", "beta", "quantization", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"--{name} must be zero or positive, got {getattr(self, name)}")
 
@@ -177,7 +178,8 @@ class Trainer:
             j_disc = losses.discriminator_loss(self.model.discriminator(pairs), order)
         else:
             j_disc = torch.zeros(())
-        encoder_loss = j_class + hp.alpha1 * j1 + hp.alpha2 * j2 + hp.quantization * j_quant
+        encoder_loss = (hp.class_weight * j_class + hp.alpha1 * j1 + hp.alpha2 * j2
+                        + hp.quantization * j_quant)
         self.optimizer.zero_grad(set_to_none=True)
         self.disc_optimizer.zero_grad(set_to_none=True)
         (encoder_loss + j_disc).backward()

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from dnhcli.core import train as train_module
 from dnhcli.core.augment import augment, lr_factor, random_hflip, random_shift
 from dnhcli.core.checkpoint import load_checkpoint
 from dnhcli.core.errors import InputError
 from dnhcli.core.losses import classification_loss, disease_level_loss, pair_losses
-from dnhcli.core import train as train_module
 from dnhcli.core.train import Hyperparams, TrainConfig, TrainingInterrupted, train
 
 FAST = Hyperparams(epochs=2, batch_size=64, bits=16, seed=3)
@@ -108,3 +108,20 @@ def test_organ_balanced_j2_is_the_mean_of_per_organ_j2() -> None:
         j1, j2 = pair_losses(h, organ, disease, balance=balance, organ_balance=True)
         assert j2.item() == pytest.approx(sum(per_organ).item() / 2, rel=1e-5)
         assert j1.item() == pytest.approx(pair_losses(h, organ, disease, balance=balance)[0].item())
+
+
+def test_class_weight_zero_leaves_the_classifier_untrained(synthetic_dataset: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from dnhcli.core.models import create_model
+
+    hp = replace(FAST, epochs=1, class_weight=0.0)
+    result = train(TrainConfig(data=synthetic_dataset, out=tmp_path / "run", hparams=hp, threads=1))
+    state = load_checkpoint(result.last)["model"]
+    torch.manual_seed(hp.seed)
+    fresh = create_model(hp.arch, bits=hp.bits, classes=3).state_dict()  # organ classes
+    classifier = [k for k in state if k.startswith("classifier.")]
+    assert classifier and all(torch.equal(state[k], fresh[k]) for k in classifier)
+    assert not all(torch.equal(state[k], fresh[k]) for k in state if k.startswith("encoder."))
+    with pytest.raises(InputError):
+        replace(FAST, class_weight=-1.0).check()
