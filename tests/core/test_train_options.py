@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from dnhcli.core import train as train_module
 from dnhcli.core.augment import augment, lr_factor, random_hflip, random_shift
 from dnhcli.core.checkpoint import load_checkpoint
 from dnhcli.core.errors import InputError
 from dnhcli.core.losses import classification_loss, disease_level_loss, pair_losses
-from dnhcli.core import train as train_module
 from dnhcli.core.train import Hyperparams, TrainConfig, TrainingInterrupted, train
 
 FAST = Hyperparams(epochs=2, batch_size=64, bits=16, seed=3)
