@@ -119,7 +119,7 @@ def _organ_balanced_weights(
             parts.append(weights)
     if not parts:
         return None
-    return (sum(p[0] for p in parts) / len(parts), sum(p[1] for p in parts) / len(parts))
+    return (torch.stack([p[0] for p in parts]).mean(0), torch.stack([p[1] for p in parts]).mean(0))
 
 
 def _weighted_cauchy(log_den: torch.Tensor, log_d: torch.Tensor,
