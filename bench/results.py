@@ -51,10 +51,17 @@ class Variant:
     all_bits: bool = False  # run at every bit length (else at 48 only)
 
 
+# The reference's training, whatever dnh's defaults become: every setting spelled out.
+REFERENCE_HPARAMS: tuple[tuple[str, Any], ...] = (
+    ("classes", "organ"), ("lr", 1e-3), ("batch_size", 256), ("class_weight", 1.0), ("alpha1", 0.5),
+    ("alpha2", 0.5), ("beta", 0.6), ("gamma", 1.0), ("quantization", 0.0), ("balance", False),
+    ("organ_balance", False), ("shift", 0), ("hflip", False), ("lr_schedule", "constant"),
+    ("weight_decay", 0.0), ("label_smoothing", 0.0))
+
 VARIANTS = (
     Variant("dnh", "DNH, `dnh train` defaults", all_bits=True),
     Variant("reference", "DNH, the reference's hyperparameters (organ classes, no quantization)",
-            (("classes", "organ"), ("quantization", 0.0), ("balance", False))),
+            REFERENCE_HPARAMS),
     Variant("class-only", "ablation: classification only (no Cauchy, no discriminator)",
             (("alpha1", 0.0), ("alpha2", 0.0), ("beta", 0.0))),
     Variant("cauchy-only", "ablation: Cauchy only (no classification, no discriminator)",
