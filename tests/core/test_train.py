@@ -73,6 +73,9 @@ def test_same_seed_same_weights_other_seed_other_weights(synthetic_dataset: Path
 
 
 def test_resume_repeats_an_uninterrupted_run(synthetic_dataset: Path, tmp_path: Path) -> None:
+    # The first training run of a process ends about 1e-7 away from later ones (cause not yet
+    # found: not threads, caches or RNG); run one first so the compared runs are alike.
+    _run(synthetic_dataset, tmp_path / "warm-up", epochs=1)
     whole = _run(synthetic_dataset, tmp_path / "whole", epochs=4)
     _run(synthetic_dataset, tmp_path / "parts", epochs=2)
     resumed = _run(synthetic_dataset, tmp_path / "parts", epochs=4, resume=True)
