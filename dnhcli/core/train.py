@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
-from dnhcli.core import augment, losses
+from dnhcli.core import augment, losses, search
 from dnhcli.core.checkpoint import load_checkpoint, save_checkpoint
 from dnhcli.core.codes import validate_bits
 from dnhcli.core.dataset import PreparedDataset, SplitData
@@ -281,6 +282,8 @@ def train(config: TrainConfig, progress: ProgressFn = no_progress) -> TrainResul
         if config.threads < 1:
             raise InputError(f"--threads must be at least 1, got {config.threads}")
         torch.set_num_threads(config.threads)
+        # the validation search too: a second numba (OpenMP) thread would spin between searches
+        search.set_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
     _check_out(config)
     dataset = PreparedDataset.open(config.data)
     trainer = Trainer(dataset, config.hparams)
