@@ -67,11 +67,13 @@ VARIANTS = (
     Variant("dnh", "DNH, `dnh train` defaults", all_bits=True),
     Variant("reference", "DNH, the reference's hyperparameters (organ classes, no quantization)",
             REFERENCE_HPARAMS),
-    Variant("class-only", "ablation: classification only (no Cauchy, no discriminator)",
-            (("alpha1", 0.0), ("alpha2", 0.0), ("beta", 0.0))),
-    Variant("cauchy-only", "ablation: Cauchy only (no classification, no discriminator)",
-            (("class_weight", 0.0), ("beta", 0.0))),
-    Variant("no-disc", "ablation: no discriminator (beta 0)", (("beta", 0.0),)),
+    Variant("gamma10", "DNH, defaults with gamma 10 (less code collapse)", (("gamma", 10.0),)),
+    Variant("class-only", "ablation of the gamma-10 row: classification only (no Cauchy, no discriminator)",
+            (("gamma", 10.0), ("alpha1", 0.0), ("alpha2", 0.0), ("beta", 0.0))),
+    Variant("cauchy-only", "ablation of the gamma-10 row: Cauchy only (no classification, no discriminator)",
+            (("gamma", 10.0), ("class_weight", 0.0), ("beta", 0.0))),
+    Variant("no-disc", "ablation of the gamma-10 row: no discriminator (beta 0)",
+            (("gamma", 10.0), ("beta", 0.0))),
 )
 
 
@@ -99,7 +101,8 @@ def _needs_training(job: dict[str, Any]) -> bool:
     return not ((out / "best.pt").is_file() and done.is_file() and json.loads(done.read_text()) == job)
 
 
-def _run_training(jobs: list[dict[str, Any]], parallel: int) -> None:
+def _run_training(jobs: list[dict[str, Any]], parallel: int) -> int:
+    """Train the jobs not done before, `parallel` at a time; returns how many were trained."""
     todo = [job for job in jobs if _needs_training(job)]
     print(f"{len(jobs) - len(todo)} runs done before, {len(todo)} to train", flush=True)
 
@@ -114,6 +117,7 @@ def _run_training(jobs: list[dict[str, Any]], parallel: int) -> None:
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         list(pool.map(work, todo))
+    return len(todo)
 
 
 def _labels(split: Any) -> np.ndarray:
@@ -170,7 +174,7 @@ def main() -> None:
                 jobs.append({"data": str(data.absolute()), "out": str(run.absolute()),
                              "hparams": asdict(hp), "val_every": args.val_every})
                 rows.append((variant, bits, seed, run))
-    _run_training(jobs, args.jobs)
+    trained = _run_training(jobs, args.jobs)
     query, gallery = dataset.split("query"), dataset.split("gallery")
     train_split = dataset.split("train")
     organs = dataset.organ_names
@@ -191,7 +195,8 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     facts = {"data": dataset.manifest, "seeds": seeds, "epochs": args.epochs, "bits": bit_lengths,
              "main_bits": args.main_bits, "synthetic": args.synthetic,
-             "minutes": round((time.perf_counter() - started) / 60, 1),
+             "minutes": round((time.perf_counter() - started) / 60, 1), "trained": trained,
+             "runs": len(jobs),
              "command": " ".join(["python", "bench/results.py", *sys.argv[1:]]),
              "defaults": asdict(Hyperparams())}
     write_report(Path(args.doc), results, facts)

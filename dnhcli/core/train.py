@@ -50,7 +50,7 @@ class Hyperparams:
     alpha1: float = 0.5
     alpha2: float = 0.5
     beta: float = 0.6
-    gamma: float = 10.0  # the reference's 1 collapses codes (docs/TRAINING.md)
+    gamma: float = 1.0
     quantization: float = 0.1
     balance: bool = False
     organ_balance: bool = False
