@@ -56,8 +56,8 @@ def evaluate_command(
     run_and_report(json, lambda progress: evaluate(config, progress), _render)
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _render(report: EvalReport) -> None:
@@ -83,15 +83,15 @@ def _render(report: EvalReport) -> None:
         table.add_row(label, *(_fmt(values.get(f"{name}@{k}")) for k in ks))
     stdout.print(table)
     k, r = ks[0], report.evaluation.radius
-    organs = Table(title="Per organ", title_justify="left")
-    for name in ("organ", "queries", f"ref mAP@{k}", f"strict mAP@{k}", f"nDCG@{k}", f"P@{k}",
-                 f"tie-aware P@{k}", f"P@r{r}"):
-        organs.add_column(name, justify="left" if name == "organ" else "right")
+    organs = Table(title=f"Per organ, at k = {k} (tie P: tie-aware strict precision)",
+                   title_justify="left")
+    for name in ("organ", "queries", "ref mAP", "strict mAP", "nDCG", "P", "tie P", f"P@r{r}"):
+        organs.add_column(name, justify="left" if name == "organ" else "right", no_wrap=True)
     for organ, figures in result["per_organ"].items():
-        organs.add_row(organ, str(figures["queries"]), _fmt(figures["reference"][f"mAP@{k}"]),
-                       _fmt(figures["strict"][f"mAP@{k}"]), _fmt(figures["strict"][f"nDCG@{k}"]),
-                       _fmt(figures["strict"][f"P@{k}"]), _fmt(figures["tie_aware"]["strict"][f"P@{k}"]),
-                       _fmt(figures["strict"][f"P@r{r}"]))
+        strict, tie = figures["strict"], figures["tie_aware"]["strict"]
+        cells = (figures["reference"][f"mAP@{k}"], strict[f"mAP@{k}"], strict[f"nDCG@{k}"],
+                 strict[f"P@{k}"], tie[f"P@{k}"], strict[f"P@r{r}"])
+        organs.add_row(organ, str(figures["queries"]), *(_fmt(v, 3) for v in cells))
     stdout.print(organs)
     codes = result["codes"]
     info(f"{codes['distinct_gallery_codes']} distinct gallery codes; on average "
