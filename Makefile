@@ -27,6 +27,8 @@ demo: setup
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb -k 5 --montage $(DEMO)/montage.png
 	$(BIN)/dnh evaluate --model $(DEMO)/model/best.pt --data $(DEMO)/data --db $(DEMO)/hashdb \
 		--plot $(DEMO)/eval.png --dump $(DEMO)/eval-dump --force
+	$(BIN)/dnh export --model $(DEMO)/model/best.pt --out $(DEMO)/export --data $(DEMO)/data --force
+	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/export/encoder.xml --db $(DEMO)/hashdb -k 5
 
 test: setup
 	$(BIN)/ruff check dnhcli tests

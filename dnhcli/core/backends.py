@@ -61,11 +61,57 @@ class TorchBackend:
         return encode_images(self._encoder, images)
 
 
+@dataclass
+class OpenVINOBackend:
+    """An encoder exported by `dnh export` (OpenVINO IR), compiled once for the CPU in f32."""
+
+    path: Path
+    name: str = "openvino"
+    bits: int = 0
+    fingerprint: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    _compiled: Any = None
+
+    @classmethod
+    def load(cls, path: Path) -> OpenVINOBackend:
+        import openvino as ov
+
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as exc:
+            raise ModelError(f"cannot read the OpenVINO model {path}: {str(exc).splitlines()[0]}",
+                             hint="pass the encoder.xml written by `dnh export`") from None
+        try:
+            facts = {key: model.get_rt_info(["dnh", key]).astype(str) for key in
+                     ("format", "bits", "model_fingerprint", "arch", "dataset_fingerprint")}
+        except RuntimeError:
+            raise ModelError(f"{path} is not a dnh export (no dnh facts in its rt_info)",
+                             hint="export a checkpoint with `dnh export`") from None
+        shape = model.input(0).get_partial_shape()
+        if len(shape) != 4 or [str(d) for d in list(shape)[1:]] != ["1", "28", "28"]:
+            raise ModelError(f"{path} takes input of shape {shape}, not (N, 1, 28, 28)")
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        info = {"arch": facts["arch"], "bits": int(facts["bits"]),
+                "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
+        return cls(path=Path(path), bits=int(facts["bits"]), fingerprint=facts["model_fingerprint"],
+                   info=info, _compiled=compiled)
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        out = [self._compiled(np.asarray(images[i:i + 1024], np.float32)[:, None] / np.float32(255.0))[0]
+               for i in range(0, len(images), 1024)]
+        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+
+
 def load_backend(path: Path | str) -> Backend:
-    """The backend for a model file: a `.pt` checkpoint runs on PyTorch."""
+    """The backend for a model file: a `.pt` checkpoint runs on PyTorch, an `encoder.xml` from
+    `dnh export` on OpenVINO CPU."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model not found: {path}", hint="pass a checkpoint from `dnh train` (best.pt)")
     if path.suffix == ".pt":
         return TorchBackend.load(path)
-    raise ModelError(f"unsupported model file {path}", hint="pass a .pt checkpoint from `dnh train`")
+    if path.suffix == ".xml":
+        return OpenVINOBackend.load(path)
+    raise ModelError(f"unsupported model file {path}",
+                     hint="pass a .pt checkpoint from `dnh train` or an encoder.xml from `dnh export`")

@@ -1,0 +1,148 @@
+"""`export`: a training checkpoint's encoder -> ONNX and OpenVINO IR, verified bit for bit.
+
+The exported graph maps `image` (N, 1, 28, 28) float32 in [0, 1] (uint8 pixels / 255) to
+`code` (N, K), the continuous code whose signs are the bits. Both files carry the checkpoint's
+facts (ONNX `metadata_props`, OpenVINO `rt_info` under "dnh"), and `manifest.json` lies beside
+them. Export then hashes a verification set with PyTorch, ONNX Runtime (when installed) and
+OpenVINO CPU and reports how many bits agree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dnhcli.core.backends import TorchBackend
+from dnhcli.core.codes import sign_bits
+from dnhcli.core.dataset import PreparedDataset
+from dnhcli.core.errors import InputError, ModelError
+from dnhcli.core.folders import check_output_folder, staged_folder
+from dnhcli.core.manifest import package_versions, write_json
+
+FORMAT = "dnh-export"
+FORMAT_VERSION = 1
+OPSET = 18
+FRAGILE = 0.01
+PREPROCESSING = "grey 28x28 uint8 pixels / 255 -> float32 (N, 1, 28, 28) in [0, 1]"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    model: Path
+    out: Path
+    data: Path | None = None  # verification images: this dataset's val split (else synthetic)
+    verify_count: int = 2000
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    onnx: Path
+    openvino_xml: Path
+    bits: int
+    bit_agreement: float
+    agreement: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    fragile_components: int = 0
+    verify_images: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out": str(self.out), "onnx": str(self.onnx), "openvino_xml": str(self.openvino_xml),
+                "bits": self.bits, "bit_agreement": self.bit_agreement, "agreement": self.agreement,
+                "fragile_components": self.fragile_components, "verify_images": self.verify_images,
+                "seconds": round(self.seconds, 3)}
+
+
+def _verification_images(config: ExportConfig) -> np.ndarray:
+    if config.data is not None:
+        images = np.asarray(PreparedDataset.open(config.data).split("val").images)
+    else:
+        from dnhcli.core.synthetic import generate_subset, synthetic_infos
+
+        parts = [generate_subset(info, 100, seed=1)["train_images"] for info in synthetic_infos()]
+        images = np.concatenate(parts)
+    return images[:config.verify_count]
+
+
+def _facts(backend: TorchBackend) -> dict[str, str]:
+    info = backend.info
+    return {"format": FORMAT, "format_version": str(FORMAT_VERSION), "bits": str(backend.bits),
+            "model_fingerprint": backend.fingerprint, "arch": str(info["arch"]),
+            "class_names": json.dumps(info["class_names"]), "organ_names": json.dumps(info["organ_names"]),
+            "dataset_fingerprint": str(info.get("dataset_fingerprint")), "preprocessing": PREPROCESSING,
+            "input": "image", "output": "code", "precision": "f32",
+            "versions": json.dumps(package_versions())}
+
+
+def _agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float | int]:
+    a, b = sign_bits(reference), sign_bits(other)
+    return {"bits": round(float((a == b).mean()), 6), "flipped_bits": int((a != b).sum()),
+            "codes_differing": int((a != b).any(axis=1).sum()),
+            "max_abs_diff": float(np.abs(reference - other).max(initial=0.0))}
+
+
+def export_model(config: ExportConfig) -> ExportResult:
+    """Export, verify and write the folder atomically (nothing is left on failure)."""
+    import onnx
+    import openvino as ov
+
+    started = time.perf_counter()
+    check_output_folder(config.out, config.force, FORMAT, "export")
+    if config.verify_count < 1:
+        raise InputError(f"--verify-count must be at least 1, got {config.verify_count}")
+    if Path(config.model).suffix != ".pt":
+        raise ModelError(f"export needs a `dnh train` checkpoint (.pt), got {config.model}")
+    backend = TorchBackend.load(Path(config.model))
+    encoder = backend._encoder.eval()
+    images = _verification_images(config)
+    x = torch.from_numpy(np.array(images, dtype=np.float32) / 255.0).unsqueeze(1)
+    facts = _facts(backend)
+    with staged_folder(config.out) as tmp:
+        onnx_path, xml_path = tmp / "encoder.onnx", tmp / "encoder.xml"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no onnxscript
+            torch.onnx.export(encoder, (x[:2].contiguous(),), str(onnx_path), input_names=["image"],
+                              output_names=["code"], dynamic_axes={"image": {0: "N"}, "code": {0: "N"}},
+                              opset_version=OPSET, dynamo=False)
+        model = onnx.load(str(onnx_path))
+        for key, value in facts.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(model)
+        onnx.save(model, str(onnx_path))
+        ov_model = ov.convert_model(str(onnx_path))
+        for key, value in facts.items():
+            ov_model.set_rt_info(value, ["dnh", key])
+        ov.save_model(ov_model, str(xml_path), compress_to_fp16=False)
+        reference = backend.encode(images)
+        compiled = ov.Core().compile_model(str(xml_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        agreement = {"openvino_cpu_f32": _agreement(reference, compiled(x.numpy())[0])}
+        try:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+            agreement["onnxruntime"] = _agreement(reference, session.run(None, {"image": x.numpy()})[0])
+        except ImportError:
+            pass
+        fragile = int((np.abs(reference) < FRAGILE).sum())
+        write_json(tmp / "manifest.json", {
+            **{k: v for k, v in facts.items() if k not in ("class_names", "organ_names", "versions")},
+            "bits": backend.bits, "class_names": backend.info["class_names"],
+            "organ_names": backend.info["organ_names"], "versions": package_versions(),
+            "source": str(Path(config.model).absolute()),
+            "files": ["encoder.onnx", "encoder.xml", "encoder.bin"],
+            "opset": OPSET, "verification": {"images": len(images), "agreement": agreement,
+                                             "fragile_components": fragile, "fragile_below": FRAGILE}})
+    out = config.out.absolute()
+    return ExportResult(out=out, onnx=out / "encoder.onnx", openvino_xml=out / "encoder.xml",
+                        bits=backend.bits, bit_agreement=min(a["bits"] for a in agreement.values()),
+                        agreement=agreement, fragile_components=fragile, verify_images=len(images),
+                        seconds=time.perf_counter() - started)

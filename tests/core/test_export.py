@@ -1,0 +1,75 @@
+"""Export round trip: ONNX and OpenVINO IR that hash like PyTorch, with the checkpoint's facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import openvino as ov
+import pytest
+
+from dnhcli.core.backends import load_backend
+from dnhcli.core.codes import codes_from_continuous
+from dnhcli.core.dataset import PreparedDataset
+from dnhcli.core.errors import ModelError, OutputExistsError
+from dnhcli.core.export import ExportConfig, export_model
+from dnhcli.core.hashing import HashConfig, hash_into_db
+from dnhcli.core.retrieval import SearchConfig, search
+
+
+@pytest.fixture(scope="module")
+def exported(trained_model: Path, synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "model"
+    result = export_model(ExportConfig(model=trained_model, out=out, data=synthetic_dataset))
+    assert result.bit_agreement == 1.0 and result.verify_images > 0
+    assert result.agreement["openvino_cpu_f32"]["codes_differing"] == 0
+    return out
+
+
+def test_files_checker_and_metadata(exported: Path, trained_model: Path) -> None:
+    assert {p.name for p in exported.iterdir()} == {"encoder.onnx", "encoder.xml", "encoder.bin",
+                                                     "manifest.json"}
+    model = onnx.load(str(exported / "encoder.onnx"))
+    onnx.checker.check_model(model)
+    props = {p.key: p.value for p in model.metadata_props}
+    torch_backend = load_backend(trained_model)
+    assert props["bits"] == "16" and props["model_fingerprint"] == torch_backend.fingerprint
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["code"]
+    ir = ov.Core().read_model(str(exported / "encoder.xml"))
+    assert ir.get_rt_info(["dnh", "model_fingerprint"]).astype(str) == torch_backend.fingerprint
+    assert ir.input(0).get_partial_shape()[0].is_dynamic  # dynamic batch axis
+
+
+def test_openvino_backend_hashes_and_searches_like_pytorch(exported: Path, trained_model: Path,
+                                                            synthetic_dataset: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    torch_backend, ov_backend = load_backend(trained_model), load_backend(exported / "encoder.xml")
+    h_torch, h_ov = torch_backend.encode(images), ov_backend.encode(images)
+    assert np.abs(h_torch - h_ov).max() < 1e-4
+    fragile = np.abs(h_torch) < 1e-4
+    assert ((h_torch >= 0) == (h_ov >= 0))[~fragile].all()
+    db = tmp_path / "db"
+    hash_into_db(HashConfig(model=exported / "encoder.xml", db=db, data=synthetic_dataset))
+    queries = np.asarray(PreparedDataset.open(synthetic_dataset).split("query").images[:5])
+    np.save(tmp_path / "q.npy", queries)
+    found = {}
+    for model in (exported / "encoder.xml", trained_model):  # the database accepts both models
+        result = search(SearchConfig(model=model, db=db, queries=(tmp_path / "q.npy",), k=5))
+        found[model.suffix] = [[hit["id"] for hit in q.results] for q in result.queries]
+    assert found[".xml"] == found[".pt"]
+    assert (codes_from_continuous(h_ov) == codes_from_continuous(h_torch)).mean() > 0.99
+
+
+def test_bad_models_and_outputs(exported: Path, trained_model: Path, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.xml"
+    garbage.write_text("<net>not a model")
+    with pytest.raises(ModelError):
+        load_backend(garbage)
+    with pytest.raises(OutputExistsError):
+        export_model(ExportConfig(model=trained_model, out=exported))
+    with pytest.raises(ModelError):
+        export_model(ExportConfig(model=exported / "encoder.xml", out=tmp_path / "again"))
+    assert not (tmp_path / "again").exists()
