@@ -30,15 +30,21 @@ class Backend(Protocol):
 
 
 @dataclass
-class TorchBackend:
-    """A `dnh train` checkpoint run with PyTorch on the CPU."""
+class _Loaded:
+    """What every backend holds: its file, the model's facts, and the runnable model."""
 
     path: Path
-    name: str = "pytorch"
     bits: int = 0
     fingerprint: str = ""
     info: dict[str, Any] = field(default_factory=dict)
-    _encoder: Any = None
+    runner: Any = None
+
+
+@dataclass
+class TorchBackend(_Loaded):
+    """A `dnh train` checkpoint run with PyTorch on the CPU."""
+
+    name: str = "pytorch"
 
     @classmethod
     def load(cls, path: Path) -> TorchBackend:
@@ -53,24 +59,19 @@ class TorchBackend:
         info["checkpoint"] = str(Path(path).absolute())
         return cls(path=Path(path), bits=int(payload["bits"]),
                    fingerprint=model_fingerprint(payload["model"]), info=info,
-                   _encoder=channels_last(model.encoder).eval())
+                   runner=channels_last(model.encoder).eval())
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         from dnhcli.core.encode import encode_images
 
-        return encode_images(self._encoder, images)
+        return encode_images(self.runner, images)
 
 
 @dataclass
-class OpenVINOBackend:
+class OpenVINOBackend(_Loaded):
     """An encoder exported by `dnh export` (OpenVINO IR), compiled once for the CPU in f32."""
 
-    path: Path
     name: str = "openvino"
-    bits: int = 0
-    fingerprint: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-    _compiled: Any = None
 
     @classmethod
     def load(cls, path: Path) -> OpenVINOBackend:
@@ -95,10 +96,10 @@ class OpenVINOBackend:
         info = {"arch": facts["arch"], "bits": int(facts["bits"]),
                 "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
         return cls(path=Path(path), bits=int(facts["bits"]), fingerprint=facts["model_fingerprint"],
-                   info=info, _compiled=compiled)
+                   info=info, runner=compiled)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        out = [self._compiled(np.asarray(images[i:i + 1024], np.float32)[:, None] / np.float32(255.0))[0]
+        out = [self.runner(np.asarray(images[i:i + 1024], np.float32)[:, None] / np.float32(255.0))[0]
                for i in range(0, len(images), 1024)]
         return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
 

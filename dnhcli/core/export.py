@@ -101,7 +101,7 @@ def export_model(config: ExportConfig) -> ExportResult:
     if Path(config.model).suffix != ".pt":
         raise ModelError(f"export needs a `dnh train` checkpoint (.pt), got {config.model}")
     backend = TorchBackend.load(Path(config.model))
-    encoder = backend._encoder.eval()
+    encoder = backend.runner.eval()
     images = _verification_images(config)
     x = torch.from_numpy(np.array(images, dtype=np.float32) / 255.0).unsqueeze(1)
     facts = _facts(backend)
