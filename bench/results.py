@@ -193,10 +193,16 @@ def main() -> None:
                 figures = _evaluate(qh, gh, query, gallery, organs)
                 results.append({"method": name, "label": label, "bits": bits, "seed": seed, **figures})
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    qlab, glab = _labels(query), _labels(gallery)
+    chance = {}
+    for index, organ in enumerate(organs):
+        mine, theirs = qlab[qlab[:, 0] == index, 1], glab[glab[:, 0] == index, 1]
+        if len(mine) and len(theirs):
+            chance[organ] = (len(mine) / len(qlab), float(np.mean([(theirs == d).mean() for d in mine])))
     facts = {"data": dataset.manifest, "seeds": seeds, "epochs": args.epochs, "bits": bit_lengths,
              "main_bits": args.main_bits, "synthetic": args.synthetic,
              "minutes": round((time.perf_counter() - started) / 60, 1), "trained": trained,
-             "runs": len(jobs),
+             "runs": len(jobs), "chance": chance,
              "command": " ".join(["python", "bench/results.py", *sys.argv[1:]]),
              "defaults": asdict(Hyperparams())}
     write_report(Path(args.doc), results, facts)

@@ -139,9 +139,9 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
     curves: list[tuple[np.ndarray, np.ndarray]] = []
     cuts = {k: 0 for k in ks}
     at_zero = 0.0
+    asymmetric = tie_break == "asymmetric"
     for lo in range(0, nq, step):
         hi = min(nq, lo + step)
-        asymmetric = tie_break == "asymmetric"
         hist = distance_histogram(query_codes[lo:hi], gallery_codes, gclass, len(pairs), threads)
         cq = qclass[lo:hi]
         rows = np.arange(hi - lo)
@@ -157,10 +157,10 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
             ranked = topk(query_codes[lo:hi], gallery_codes, length, threads)[1]
             g_size, g_strict, g_organ = size_d, strict_d, organ_d
         grades = grade[cq[:, None], gclass[ranked]]
-        figures = _chunk_figures(grades, ks, strict_d.sum(1), organ_d.sum(1), radius,
-                                 (g_size, g_strict, g_organ))
+        figures, boundaries = _chunk_figures(grades, ks, strict_d.sum(1), organ_d.sum(1),
+                                             (g_size, g_strict, g_organ))
         for k in ks:
-            cuts[k] += int(TieGroups(g_size, k).boundary.sum())
+            cuts[k] += boundaries[k]
         at_zero += float(size_d[:, 0].sum())
         precision, recall = radius_curves(strict_d, size_d)
         figures["strict"][f"P@r{radius}"] = precision[:, radius]
@@ -184,37 +184,33 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
 
 
 def _chunk_figures(grades: np.ndarray, ks: tuple[int, ...], strict_total: np.ndarray,
-                   organ_total: np.ndarray, radius: int,
-                   groups: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """Per-query figures of one chunk: exact on the ranked list, and expected over tie orders."""
+                   organ_total: np.ndarray, groups: tuple[np.ndarray, np.ndarray, np.ndarray]
+                   ) -> tuple[dict[str, dict[str, np.ndarray]], dict[int, int]]:
+    """Per-query figures of one chunk, exact on the ranked list and expected over tie orders,
+    and for each k how many queries have their cut inside a tie group."""
     organ_ap = average_precision_at_ks(grades >= 1, ks)
     strict_ap = average_precision_at_ks(grades == 2, ks)
     ndcg_ref, ndcg_std = dcg_figures(grades, ks, strict_total, organ_total)
     precision = precision_at_ks(grades == 2, ks)
-    out: dict[str, dict[str, np.ndarray]] = {s: {} for s in SECTIONS}
-    for k in ks:
-        out["reference"][f"mAP@{k}"] = organ_ap[k]
-    for k in ks:
-        out["reference"][f"nDCG@{k}"] = ndcg_ref[k]
-    for k in ks:
-        out["strict"][f"mAP@{k}"] = strict_ap[k]
-    for k in ks:
-        out["strict"][f"nDCG@{k}"] = ndcg_std[k]
-    for k in ks:
-        out["strict"][f"P@{k}"] = precision[k]
     size, strict, organ = groups
     gains = 3 * strict + (organ - strict)
-    disc = discounts(grades.shape[1])
-    cumulative = np.cumsum(disc)
+    cumulative = np.cumsum(discounts(grades.shape[1]))
     expected: dict[str, dict[int, np.ndarray]] = {"ref": {}, "mAP": {}, "nDCG": {}, "P": {}}
+    boundaries = {}
     for k in ks:
         tie = TieGroups(size, k)
+        boundaries[k] = int(tie.boundary.sum())
         expected["ref"][k] = tie.expected_ap(organ)
         expected["mAP"][k] = tie.expected_ap(strict)
         ideal = ideal_dcg(np.minimum(strict_total, tie.k), np.minimum(organ_total, tie.k), cumulative)
         dcg = tie.expected_dcg(gains)
         expected["nDCG"][k] = np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
         expected["P"][k] = tie.expected_precision(strict)
-    out["tie_aware.reference"] = {f"mAP@{k}": expected["ref"][k] for k in ks}
-    out["tie_aware.strict"] = {f"{name}@{k}": expected[name][k] for name in ("mAP", "nDCG", "P") for k in ks}
-    return out
+    out = {
+        "reference": {**{f"mAP@{k}": organ_ap[k] for k in ks}, **{f"nDCG@{k}": ndcg_ref[k] for k in ks}},
+        "strict": {**{f"mAP@{k}": strict_ap[k] for k in ks}, **{f"nDCG@{k}": ndcg_std[k] for k in ks},
+                   **{f"P@{k}": precision[k] for k in ks}},
+        "tie_aware.reference": {f"mAP@{k}": expected["ref"][k] for k in ks},
+        "tie_aware.strict": {f"{name}@{k}": expected[name][k] for name in ("mAP", "nDCG", "P") for k in ks},
+    }
+    return out, boundaries

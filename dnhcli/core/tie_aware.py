@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
+from dnhcli.core.metrics import discounts
+
 
 @lru_cache(maxsize=4)
 def _log_factorials(size: int) -> np.ndarray:
@@ -37,10 +39,8 @@ def _log_choose(n: np.ndarray, r: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=4)
 def _tables(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic numbers H[m] = sum_{i<=m} 1/i and cumulative discounts C[m] = sum_{i<=m} 1/log2(i+1)."""
-    ranks = np.arange(1, size + 1, dtype=np.float64)
-    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / ranks)])
-    cumulative = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(ranks + 1))])
-    return harmonic, cumulative
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, size + 1, dtype=np.float64))])
+    return harmonic, np.cumsum(discounts(size))
 
 
 class TieGroups:
