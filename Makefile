@@ -29,6 +29,8 @@ demo: setup
 		--plot $(DEMO)/eval.png --dump $(DEMO)/eval-dump --force
 	$(BIN)/dnh export --model $(DEMO)/model/best.pt --out $(DEMO)/export --data $(DEMO)/data --force
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/export/encoder.xml --db $(DEMO)/hashdb -k 5
+	$(BIN)/dnh benchmark --model $(DEMO)/export/encoder.xml --data $(DEMO)/data --batch 1,1024 \
+		--threads 1,2 --seconds 0.6 --engines openvino,pytorch,onnxruntime --e2e-queries 300
 
 test: setup
 	$(BIN)/ruff check dnhcli tests

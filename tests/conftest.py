@@ -75,6 +75,18 @@ def trained_model(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFact
     return train(TrainConfig(data=synthetic_dataset, out=out, hparams=hp, threads=1)).last
 
 
+@pytest.fixture(scope="session")
+def exported(trained_model: Path, synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`trained_model` exported by `dnh export` (ONNX + OpenVINO IR), checked to hash alike."""
+    from dnhcli.core.export import ExportConfig, export_model
+
+    out = tmp_path_factory.mktemp("export") / "model"
+    result = export_model(ExportConfig(model=trained_model, out=out, data=synthetic_dataset))
+    assert result.bit_agreement == 1.0 and result.verify_images > 0
+    assert result.agreement["openvino_cpu_f32"]["codes_differing"] == 0
+    return out
+
+
 @pytest.fixture
 def real_medmnist() -> Path:
     """The real MedMNIST files in ../shared/medmnist; the test is skipped without them."""

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from dnhcli import __version__
-from dnhcli.cli import evaluate, export, prepare_data, search, train
+from dnhcli.cli import benchmark, evaluate, export, prepare_data, search, train
 from dnhcli.cli import hash as hash_cmd
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command("hash")(hash_cmd.hash_command)
 app.command("search")(search.search_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
+app.command("benchmark")(benchmark.benchmark_command)
 
 
 def _version(value: bool) -> None:

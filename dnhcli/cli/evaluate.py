@@ -9,20 +9,9 @@ import typer
 from rich.table import Table
 
 from dnhcli.cli.errors import handle_errors
-from dnhcli.cli.options import DataOpt, ForceOpt, JsonOpt, ModelOpt, ThreadsOpt
+from dnhcli.cli.options import DataOpt, ForceOpt, JsonOpt, ModelOpt, ThreadsOpt, int_list
 from dnhcli.cli.output import info, run_and_report, stdout
-from dnhcli.core.errors import InputError
 from dnhcli.core.evaluate import EvalConfig, EvalReport, evaluate
-
-
-def _ks(text: str) -> tuple[int, ...]:
-    try:
-        ks = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise InputError(f"-k takes comma-separated positive integers, got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise InputError(f"-k takes comma-separated positive integers, got {text!r}")
-    return ks
 
 
 @handle_errors
@@ -51,8 +40,8 @@ def evaluate_command(
     Reports the reference protocol (organ relevance), the strict one (organ and disease),
     and the expected figures over random orders of tied codes; see docs/EVALUATION.md.
     """
-    config = EvalConfig(model=model, data=data, db=db, ks=_ks(k), tie_break=tie_break, radius=radius,
-                        threads=threads, dump=dump, plot=plot, force=force)
+    config = EvalConfig(model=model, data=data, db=db, ks=int_list(k, "-k"), tie_break=tie_break,
+                        radius=radius, threads=threads, dump=dump, plot=plot, force=force)
     run_and_report(json, lambda progress: evaluate(config, progress), _render)
 
 

@@ -27,3 +27,16 @@ ModelOpt = Annotated[Path, typer.Option(
                           "`dnh export` (OpenVINO CPU).", dir_okay=False)]
 DbOpt = Annotated[Path, typer.Option(
     "--db", help="A hash database folder.", file_okay=False)]
+
+
+def int_list(text: str, option: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, e.g. `-k 10,100,1000`."""
+    from dnhcli.core.errors import InputError
+
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} takes comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{option} takes comma-separated positive integers, got {text!r}")
+    return values

@@ -132,7 +132,7 @@ def evaluate(config: EvalConfig, progress: ProgressFn = no_progress) -> EvalRepo
         import torch
 
         torch.set_num_threads(config.threads)
-    backend = load_backend(config.model)
+    backend = load_backend(config.model, config.threads)
     dataset = PreparedDataset.open(config.data)
     query = _split_side(dataset, "query", backend, progress)
     if config.db is not None:

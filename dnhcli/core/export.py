@@ -61,15 +61,17 @@ class ExportResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def _verification_images(config: ExportConfig) -> np.ndarray:
-    if config.data is not None:
-        images = np.asarray(PreparedDataset.open(config.data).split("val").images)
+def sample_images(data: Path | None, count: int) -> np.ndarray:
+    """Up to `count` uint8 images (N, 28, 28): a prepared dataset's val split, or, without one,
+    synthetic images from every embedded subset (some hundreds)."""
+    if data is not None:
+        images = np.asarray(PreparedDataset.open(data).split("val").images)
     else:
         from dnhcli.core.synthetic import generate_subset, synthetic_infos
 
         parts = [generate_subset(info, 100, seed=1)["train_images"] for info in synthetic_infos()]
         images = np.concatenate(parts)
-    return images[:config.verify_count]
+    return images[:count]
 
 
 def _facts(backend: TorchBackend) -> dict[str, str]:
@@ -82,7 +84,8 @@ def _facts(backend: TorchBackend) -> dict[str, str]:
             "versions": json.dumps(package_versions())}
 
 
-def _agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float | int]:
+def bit_agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float | int]:
+    """How far the sign bits of continuous codes `other` agree with those of `reference`."""
     a, b = sign_bits(reference), sign_bits(other)
     return {"bits": round(float((a == b).mean()), 6), "flipped_bits": int((a != b).sum()),
             "codes_differing": int((a != b).any(axis=1).sum()),
@@ -102,7 +105,7 @@ def export_model(config: ExportConfig) -> ExportResult:
         raise ModelError(f"export needs a `dnh train` checkpoint (.pt), got {config.model}")
     backend = TorchBackend.load(Path(config.model))
     encoder = backend.runner.eval()
-    images = _verification_images(config)
+    images = sample_images(config.data, config.verify_count)
     x = torch.from_numpy(np.array(images, dtype=np.float32) / 255.0).unsqueeze(1)
     facts = _facts(backend)
     with staged_folder(config.out) as tmp:
@@ -124,12 +127,12 @@ def export_model(config: ExportConfig) -> ExportResult:
         ov.save_model(ov_model, str(xml_path), compress_to_fp16=False)
         reference = backend.encode(images)
         compiled = ov.Core().compile_model(str(xml_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        agreement = {"openvino_cpu_f32": _agreement(reference, compiled(x.numpy())[0])}
+        agreement = {"openvino_cpu_f32": bit_agreement(reference, compiled(x.numpy())[0])}
         try:
             import onnxruntime
 
             session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-            agreement["onnxruntime"] = _agreement(reference, session.run(None, {"image": x.numpy()})[0])
+            agreement["onnxruntime"] = bit_agreement(reference, session.run(None, {"image": x.numpy()})[0])
         except ImportError:
             pass
         fragile = int((np.abs(reference) < FRAGILE).sum())

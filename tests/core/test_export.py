@@ -18,15 +18,6 @@ from dnhcli.core.hashing import HashConfig, hash_into_db
 from dnhcli.core.retrieval import SearchConfig, search
 
 
-@pytest.fixture(scope="module")
-def exported(trained_model: Path, synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "model"
-    result = export_model(ExportConfig(model=trained_model, out=out, data=synthetic_dataset))
-    assert result.bit_agreement == 1.0 and result.verify_images > 0
-    assert result.agreement["openvino_cpu_f32"]["codes_differing"] == 0
-    return out
-
-
 def test_files_checker_and_metadata(exported: Path, trained_model: Path) -> None:
     assert {p.name for p in exported.iterdir()} == {"encoder.onnx", "encoder.xml", "encoder.bin",
                                                      "manifest.json"}
@@ -61,6 +52,8 @@ def test_openvino_backend_hashes_and_searches_like_pytorch(exported: Path, train
         found[model.suffix] = [[hit["id"] for hit in q.results] for q in result.queries]
     assert found[".xml"] == found[".pt"]
     assert (codes_from_continuous(h_ov) == codes_from_continuous(h_torch)).mean() > 0.99
+    one_by_one = np.concatenate([ov_backend.encode(images[i:i + 1]) for i in range(20)])
+    assert np.array_equal(one_by_one, h_ov[:20])  # the batch-1 model a query runs on
 
 
 def test_bad_models_and_outputs(exported: Path, trained_model: Path, tmp_path: Path) -> None:
