@@ -104,7 +104,7 @@ def _render(report: BenchmarkReport) -> None:
             e2e.add_row(row["backend"], str(row["threads"]), f"{row['db_codes']:,}", str(row["k"]),
                         str(row["queries"]), _ms(row["latency_ms"]["median"]), _ms(row["latency_ms"]["p99"]),
                         _ms(row["hash_ms"]["median"]), _ms(row["search_ms"]["median"]))
-        stdout.print(e2e)
+        wide.print(e2e)
     info(f"precision used by default: {result['precision']['default']} "
          f"(device capabilities: {', '.join(result['precision']['capabilities'])})")
     for note in result["notes"]:

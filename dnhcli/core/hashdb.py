@@ -46,7 +46,6 @@ compact-mid-manifest, compact-after-manifest.
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -59,10 +58,12 @@ import numpy as np
 
 from dnhcli.core.codes import validate_bits
 from dnhcli.core.errors import DataError, InputError, ModelError
+from dnhcli.core.hashdb_lock import DatabaseLockedError as DatabaseLockedError  # re-exported
+from dnhcli.core.hashdb_lock import acquire_write_lock, release_write_lock
+from dnhcli.core.hashdb_search import range_search_segments, search_segments
 from dnhcli.core.hashdb_segments import (
     FORMAT,
     FORMAT_VERSION,
-    LOCK,
     MANIFEST,
     FileWriter,
     Segment,
@@ -82,10 +83,6 @@ from dnhcli.core.manifest import canonical_json, fsync_dir, package_versions
 
 MAX_SEGMENTS = 16
 BIT_ORDER = "np.packbits big-endian: component j is bit 7 - j % 8 of byte j // 8"
-
-
-class DatabaseLockedError(DataError):
-    """Another process (or another open HashDB) is writing to the database."""
 
 
 @lru_cache(maxsize=1)
@@ -234,43 +231,19 @@ class HashDB:
     def search(self, packed_queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest codes by Hamming distance: (distances int32, ids int64), both (Q, min(k, N)),
         ascending distance, ties by id."""
-        from dnhcli.core.search import topk
-
         queries = self._check_codes(packed_queries, "query codes")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
-        kept = min(int(k), len(self))
-        if kept == 0 or len(queries) == 0:
-            return np.zeros((len(queries), kept), np.int32), np.zeros((len(queries), kept), np.int64)
-        parts = [topk(queries, s.codes, int(k)) for s in self._segments]  # topk caps k at N
-        dist = np.concatenate([d for d, _ in parts], axis=1).astype(np.int32, copy=False)
-        ids = np.concatenate([i + s.start for (_, i), s in zip(parts, self._segments)], axis=1)
-        if len(parts) > 1:
-            order = np.lexsort((ids, dist), axis=-1)[:, :kept]
-            dist, ids = np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
-        return dist, ids.astype(np.int64, copy=False)
+        return search_segments(self._segments, queries, int(k))
 
     def range_search(self, packed_queries: np.ndarray, radius: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All codes within Hamming `radius`: FAISS-style (lims int64 (Q+1,), distances int32, ids
         int64); query q's results are [lims[q]:lims[q+1]], sorted by (distance, id)."""
-        from dnhcli.core.search import range_search
-
         queries = self._check_codes(packed_queries, "query codes")
         if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
             raise InputError(f"radius must be a non-negative integer, got {radius!r}")
-        rows, dists, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
-        if len(queries):
-            for segment in self._segments:
-                lims, dist, local = range_search(queries, segment.codes, int(radius))
-                rows.append(np.repeat(np.arange(len(queries)), np.diff(lims)))
-                dists.append(np.asarray(dist, np.int32))
-                ids.append(np.asarray(local, np.int64) + segment.start)
-        row, dist, idx = np.concatenate(rows), np.concatenate(dists), np.concatenate(ids)
-        order = np.lexsort((idx, dist, row))
-        lims = np.zeros(len(queries) + 1, np.int64)
-        np.cumsum(np.bincount(row, minlength=len(queries)), out=lims[1:])
-        return lims, dist[order], idx[order]
+        return range_search_segments(self._segments, queries, int(radius))
 
     def metadata(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """The metadata dicts of `ids` (1-D), each with its "id"; reads only those records."""
@@ -404,28 +377,11 @@ class HashDB:
                 Path(entry.path).unlink(missing_ok=True)
 
     def _acquire_lock(self) -> None:
-        try:
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise DataError(f"cannot write to hash database {self.path}: {exc.strerror}",
-                            hint="check the folder's permissions") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise DatabaseLockedError(
-                f"hash database {self.path} is being written by {who}; only one writer at a time",
-                hint="wait for that writer to finish (or close the other HashDB), then retry") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._lock_fd = fd
+        self._lock_fd = acquire_write_lock(self.path)
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = getattr(self, "_lock_fd", None), None
-        if fd is not None:
-            os.close(fd)
+        release_write_lock(fd)
 
     def _check_open(self) -> None:
         if self._closed:
