@@ -11,6 +11,7 @@ from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
 from dnhcli.cli.output import run_and_report, stdout
 from dnhcli.core.hashing import HashConfig, HashResult, hash_into_db
+from dnhcli.core.images import CHUNK
 
 
 @handle_errors
@@ -25,14 +26,20 @@ def hash_command(
                              "disease).", file_okay=False)] = None,
     split: Annotated[Optional[str], typer.Option(
         help="The split to hash with --data. [default: gallery]", show_default=False)] = None,
+    chunk: Annotated[int, typer.Option(
+        help="Images read, hashed and appended at a time: each chunk is one crash-safe append, "
+             "and memory grows with it, not with the input.", min=1)] = CHUNK,
     json: JsonOpt = False,
 ) -> None:
     """Hash images with a model and append their codes and metadata to a database.
 
     The database is created for the model on first use; later runs append, and refuse a
-    model whose bits or weights differ. Images are scaled exactly as in training.
+    model whose bits or weights differ. Images are scaled exactly as in training. Inputs
+    are all checked before the database is touched; an interrupted run keeps the chunks
+    it finished.
     """
-    config = HashConfig(model=model, db=db, inputs=tuple(inputs or ()), data=data, split=split)
+    config = HashConfig(model=model, db=db, inputs=tuple(inputs or ()), data=data, split=split,
+                        chunk=chunk)
     run_and_report(json, lambda progress: hash_into_db(config, progress), _render)
 
 

@@ -30,6 +30,20 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def stream_json(head: dict[str, Any], key: str, items: Iterator[Any],
+                tail: Callable[[], dict[str, Any]]) -> None:
+    """Print one JSON document `{**head, key: [items...], **tail()}` on stdout, one item per
+    line as it comes, so that a long list never has to be held in memory."""
+    write = sys.stdout.write
+    write(json.dumps(head, ensure_ascii=False)[:-1] + (", " if head else "") + f"{json.dumps(key)}: [")
+    for n, item in enumerate(items):
+        write(("," if n else "") + "\n  " + json.dumps(item, ensure_ascii=False))
+        sys.stdout.flush()
+    rest = json.dumps(tail(), ensure_ascii=False)[1:]
+    write("\n]" + (", " + rest if rest != "}" else "}") + "\n")
+    sys.stdout.flush()
+
+
 def info(message: str) -> None:
     """A short note for people, on stderr."""
     stderr.print(message, markup=False)

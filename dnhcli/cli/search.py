@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,9 +13,10 @@ from rich.table import Table
 
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
-from dnhcli.cli.output import emit_json, info, stdout
+from dnhcli.cli.output import emit_json, info, stdout, stream_json
 from dnhcli.core.errors import InputError
-from dnhcli.core.retrieval import SearchConfig, SearchResult, search
+from dnhcli.core.images import CHUNK
+from dnhcli.core.retrieval import QueryResult, SearchConfig, SearchResult, iter_search, search
 
 
 @handle_errors
@@ -29,28 +33,51 @@ def search_command(
              "code against the stored bits: the stored code that disagrees only on the query's "
              "least certain bits comes first).")] = "insertion-order",
     montage: Annotated[Optional[Path], typer.Option(
-        help="Also draw each query beside its results into this PNG.", dir_okay=False)] = None,
+        help="Also draw each query beside its results into this PNG (holds every result in "
+             "memory: meant for a few queries).", dir_okay=False)] = None,
+    chunk: Annotated[int, typer.Option(
+        help="Query images read, hashed and ranked at a time; memory grows with it, not with "
+             "the number of queries.", min=1)] = CHUNK,
     json: JsonOpt = False,
 ) -> None:
-    """Find the stored images nearest to each query by Hamming distance."""
+    """Find the stored images nearest to each query by Hamming distance.
+
+    Results are printed as they come (with --json, as one JSON document with one query per
+    line), so any number of queries can be searched in bounded memory.
+    """
     if montage is not None and montage.suffix.lower() != ".png":
         raise InputError(f"--montage must name a .png file, got {montage}")
-    result = search(SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius,
-                                 tie_break=tie_break))
+    config = SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius,
+                          tie_break=tie_break, chunk=chunk)
     if montage is not None:
         from dnhcli.core.montage import write_montage
 
+        result = search(config)
         write_montage(result, montage)
-    if json:
-        emit_json(result.to_json())
+        if json:
+            emit_json(result.to_json())
+        else:
+            _render(result.queries, result)
+            info(f"montage written to {montage}")
         return
-    _render(result)
-    if montage is not None:
-        info(f"montage written to {montage}")
+    began = time.perf_counter()
+    header = SearchResult(db=db, bits=0, k=k, radius=radius, seconds=0.0, tie_break=tie_break)
+    stream = iter_search(config, header=header)
+    first = next(stream, None)  # every input is checked and the database opened by now
+    results = itertools.chain([] if first is None else [first], stream)
+    if json:
+        head = {key: value for key, value in header.to_json().items() if key not in ("queries", "seconds")}
+        stream_json(head, "queries", ({"query": q.query, "results": q.results} for q in results),
+                    lambda: {"seconds": round(time.perf_counter() - began, 6)})
+        return
+    header.seconds = time.perf_counter() - began
+    _render(results, header)
 
 
-def _render(result: SearchResult) -> None:
-    for query in result.queries:
+def _render(queries: Iterable[QueryResult], result: SearchResult) -> None:
+    began, count = time.perf_counter(), 0
+    for query in queries:
+        count += 1
         title = f"{query.query}: {len(query.results)} results" + (
             f" within distance {result.radius}" if result.radius is not None else "")
         table = Table(title=title, title_justify="left")
@@ -61,4 +88,5 @@ def _render(result: SearchResult) -> None:
             table.add_row(str(hit["rank"]), str(hit["distance"]), str(hit["id"]),
                           str(hit["source"]), str(hit["organ"] or ""), str(hit["disease"] or ""))
         stdout.print(table)
-    info(f"searched {len(result.queries)} queries in {1000 * result.seconds:.2f} ms")
+    seconds = result.seconds + time.perf_counter() - began
+    info(f"searched {count} queries in {1000 * seconds:.2f} ms")

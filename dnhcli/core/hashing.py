@@ -74,6 +74,8 @@ def hash_into_db(config: HashConfig, progress: ProgressFn = no_progress,
 
     Inputs are checked before the database is touched; each chunk is one crash-safe
     append, so an interruption keeps the chunks that were done."""
+    if config.chunk < 1:
+        raise InputError(f"--chunk must be at least 1, got {config.chunk}")
     backend = backend or load_backend(config.model)
     chunks, total = _chunks(config)
     first = next(chunks)  # reading errors surface before anything is created

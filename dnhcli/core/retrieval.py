@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from dnhcli.core.backends import Backend, load_backend
 from dnhcli.core.codes import codes_from_continuous
 from dnhcli.core.errors import InputError
 from dnhcli.core.hashdb import HashDB
-from dnhcli.core.images import iter_files
+from dnhcli.core.images import CHUNK, iter_files
 
 RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
 
@@ -27,6 +27,7 @@ class SearchConfig:
     k: int = 10
     radius: int | None = None
     tie_break: str = "insertion-order"
+    chunk: int = CHUNK  # query images encoded and ranked at a time: bounds memory
 
 
 TIE_BREAKS = ("insertion-order", "asymmetric")
@@ -70,22 +71,38 @@ def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult
     """Hash the query images with the database's model and rank the stored items:
     top k by Hamming distance (ties by insertion order, or with `tie_break="asymmetric"` by
     the query's continuous code against the stored bits), or, with a radius, every item
-    within it (at most k)."""
+    within it (at most k). Holds every result; `iter_search` streams them."""
+    began = time.perf_counter()
+    result = SearchResult(db=config.db, bits=0, k=config.k, radius=config.radius, seconds=0.0,
+                          tie_break=config.tie_break)
+    for query in iter_search(config, backend, result):
+        result.queries.append(query)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def iter_search(config: SearchConfig, backend: Backend | None = None,
+                header: SearchResult | None = None) -> Iterator[QueryResult]:
+    """The results of `search`, query by query, with `config.chunk` query images in memory at
+    a time. Every input is checked before the first result, so a bad file fails the whole
+    search up front; `header.bits` is set once the database is open."""
     if config.tie_break not in TIE_BREAKS:
         raise InputError(f"--tie-break must be one of {', '.join(TIE_BREAKS)}, got {config.tie_break!r}")
     if config.k < 1:
         raise InputError(f"-k must be at least 1, got {config.k}")
     if config.radius is not None and config.radius < 0:
         raise InputError(f"--radius must be zero or positive, got {config.radius}")
+    if config.chunk < 1:
+        raise InputError(f"--chunk must be at least 1, got {config.chunk}")
     backend = backend or load_backend(config.model)
-    chunks = list(iter_files(config.queries))
+    for _ in iter_files(config.queries, config.chunk):
+        pass  # a first, streamed pass checks every file before any result is given
     with HashDB.open(config.db) as db:
         db.check_model(backend.bits, backend.fingerprint)
-        began = time.perf_counter()
-        result = SearchResult(db=config.db, bits=db.bits, k=config.k, radius=config.radius,
-                              seconds=0.0, tie_break=config.tie_break)
+        if header is not None:
+            header.bits = db.bits
         stored = db.codes() if config.tie_break == "asymmetric" and len(db) else None
-        for chunk in chunks:
+        for chunk in iter_files(config.queries, config.chunk):
             h = backend.encode(chunk.images)
             codes = codes_from_continuous(h)
             if stored is not None:
@@ -93,10 +110,7 @@ def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult
             else:
                 per_query = _ranked(db, codes, config.k, config.radius)
             for image, meta, (distances, ids) in zip(chunk.images, chunk.metadata, per_query):
-                result.queries.append(QueryResult(query=meta["source"], image=image,
-                                                  results=_rows(db, distances, ids)))
-        result.seconds = time.perf_counter() - began
-    return result
+                yield QueryResult(query=meta["source"], image=image, results=_rows(db, distances, ids))
 
 
 def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None

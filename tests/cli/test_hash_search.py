@@ -62,3 +62,28 @@ def test_search_errors_are_one_line(synthetic_dataset: Path, trained_model: Path
         assert result.exit_code == 1, (args, result.output)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.output
+
+
+def test_chunked_hash_and_streamed_search_give_the_same_answers(synthetic_dataset: Path,
+                                                                 trained_model: Path, tmp_path: Path) -> None:
+    from dnhcli.core.hashdb import HashDB
+
+    model = ["--model", str(trained_model)]
+    whole, chunked = tmp_path / "whole", tmp_path / "chunked"
+    for db, extra in ((whole, []), (chunked, ["--chunk", "7"])):
+        done = runner.invoke(app, ["hash", *model, "--db", str(db), "--data", str(synthetic_dataset), *extra])
+        assert done.exit_code == 0, done.output
+    with HashDB.open(whole) as a, HashDB.open(chunked) as b:
+        assert np.array_equal(a.codes(), b.codes()) and a.metadata(range(len(a))) == b.metadata(range(len(b)))
+        assert b.segment_count > a.segment_count  # one crash-safe append per chunk (then compacted)
+    queries = np.asarray(PreparedDataset.open(synthetic_dataset).split("query").images[:11])
+    np.save(tmp_path / "q.npy", queries)
+    args = ["search", str(tmp_path / "q.npy"), *model, "--db", str(whole), "-k", "4", "--json"]
+    reports = [json.loads(runner.invoke(app, [*args, *extra]).stdout) for extra in ([], ["--chunk", "3"])]
+    for report in reports:
+        report.pop("seconds")
+    assert reports[0] == reports[1] and len(reports[0]["queries"]) == 11
+    assert reports[0]["k"] == 4 and reports[0]["bits"] == 16
+    bad = runner.invoke(app, ["search", str(tmp_path / "q.npy"), str(tmp_path / "missing.npy"), *model,
+                              "--db", str(whole), "--json"])
+    assert bad.exit_code == 1 and bad.stdout == ""  # checked before the first result is printed
