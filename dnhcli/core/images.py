@@ -14,6 +14,7 @@ RGB becomes grey with the BT.601 luma weights used by `prepare-data`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from dnhcli.core.pooling import IMAGE_SIDE, to_grey
 CHUNK = 4096
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SHAPES = "(28, 28), (28, 28, 1), (28, 28, 3) or a stack (N, 28, 28[, 1 or 3])"
+RESIZE = "resize the images to 28x28 (dnh models read 28x28 MedMNIST-style images)"
 
 
 @dataclass
@@ -50,7 +52,7 @@ def normalize(array: np.ndarray, source: str) -> np.ndarray:
     if not (array.ndim in (3, 4) and array.shape[1:3] == side
             and (array.ndim == 3 or array.shape[3] == 3)):
         raise InputError(f"{source}: images must be {SHAPES}, got shape {array.shape}",
-                         hint="resize the images to 28x28 (dnh models read 28x28 MedMNIST-style images)")
+                         hint=RESIZE)
     if array.shape[0] == 0:
         raise InputError(f"{source}: holds no image (shape {array.shape})")
     array = _to_uint8(np.asarray(array), source)
@@ -82,13 +84,15 @@ def _is_stack(array: np.ndarray) -> bool:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        with warnings.catch_warnings():  # numpy warns before failing on a header of overflowing size
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise InputError(f"{path}: holds Python objects; dnh never unpickles files",
                              hint="save a plain numeric array") from None
         raise InputError(f"{path}: not a readable .npy file ({exc})") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, OverflowError) as exc:  # OverflowError: a negative size in the header
         raise InputError(f"{path}: not a readable .npy file ({exc})") from None
 
 
@@ -96,9 +100,14 @@ def _load_picture(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as picture:
-            grey = np.asarray(picture.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():  # Pillow warns of huge sizes; they are refused before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                if picture.size != (IMAGE_SIDE, IMAGE_SIDE):
+                    raise InputError(f"{path}: images must be {IMAGE_SIDE}x{IMAGE_SIDE} pixels, got "
+                                     f"{picture.width}x{picture.height}", hint=RESIZE)
+                grey = np.asarray(picture.convert("L"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable image ({exc})") from None
     return grey
 
@@ -121,43 +130,50 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
 
 
 def iter_files(paths: Sequence[Path], chunk: int = CHUNK) -> Iterator[ImageChunk]:
-    """Stream images from files and folders, `chunk` at a time (memory stays bounded)."""
+    """Stream images from files and folders, `chunk` at a time: at most about two chunks are
+    in memory, whatever the size of the input (`.npy` files are memory-mapped)."""
     pending: list[tuple[np.ndarray, list[dict[str, Any]]]] = []
     size = 0
+    for piece in _pieces(paths, chunk):
+        pending.append(piece)
+        size += len(piece[0])
+        while size >= chunk:
+            out, size = _take(pending, chunk), size - chunk
+            yield out
+    if size > 0:
+        yield _take(pending, size)
+
+
+def _pieces(paths: Sequence[Path], chunk: int) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    """Normalised images with their metadata, at most `chunk` at a time, file by file."""
     for path in expand_paths(paths):
         absolute = str(path.absolute())
-        if path.suffix.lower() == ".npy":
-            raw = _load_npy(path)
-            stacked = _is_stack(raw)
-            if stacked and len(raw) == 0:
-                raise InputError(f"{path}: holds no image (shape {raw.shape})")
-            parts = range(0, len(raw), chunk) if stacked else range(1)
-            for start in parts:
-                images = normalize(raw[start:start + chunk] if stacked else raw, str(path))
-                meta = [{"source": f"{path}[{start + i}]" if stacked else str(path),
-                         "file": absolute, "index": start + i if stacked else None}
-                        for i in range(len(images))]
-                pending.append((images, meta))
-                size += len(images)
-        else:
-            pending.append((normalize(_load_picture(path), str(path)),
-                            [{"source": str(path), "file": absolute, "index": None}]))
-            size += 1
-        while size >= chunk:
-            out, pending, size = _take(pending, chunk)
-            yield out
-    while size > 0:
-        out, pending, size = _take(pending, chunk)
-        yield out
+        if path.suffix.lower() != ".npy":
+            yield normalize(_load_picture(path), str(path)), [{"source": str(path), "file": absolute,
+                                                                "index": None}]
+            continue
+        raw = _load_npy(path)
+        stacked = _is_stack(raw)
+        if stacked and len(raw) == 0:
+            raise InputError(f"{path}: holds no image (shape {raw.shape})")
+        for start in range(0, len(raw), chunk) if stacked else range(1):
+            images = normalize(raw[start:start + chunk] if stacked else raw, str(path))
+            yield images, [{"source": f"{path}[{start + i}]" if stacked else str(path),
+                            "file": absolute, "index": start + i if stacked else None}
+                           for i in range(len(images))]
 
 
-def _take(pending: list[tuple[np.ndarray, list[dict[str, Any]]]], count: int
-          ) -> tuple[ImageChunk, list[tuple[np.ndarray, list[dict[str, Any]]]], int]:
-    images = np.concatenate([p[0] for p in pending])
-    meta = [m for p in pending for m in p[1]]
-    head = ImageChunk(images=images[:count], metadata=meta[:count])
-    rest = [(images[count:], meta[count:])] if len(images) > count else []
-    return head, rest, max(0, len(images) - count)
+def _take(pending: list[tuple[np.ndarray, list[dict[str, Any]]]], count: int) -> ImageChunk:
+    """The first `count` pending images (removed from `pending`), copied into one chunk."""
+    taken: list[tuple[np.ndarray, list[dict[str, Any]]]] = []
+    while count > 0:
+        images, meta = pending.pop(0)
+        if len(images) > count:
+            pending.insert(0, (images[count:], meta[count:]))
+            images, meta = images[:count], meta[:count]
+        taken.append((images, meta))
+        count -= len(images)
+    return ImageChunk(images=np.concatenate([t[0] for t in taken]), metadata=[m for t in taken for m in t[1]])
 
 
 def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK) -> Iterator[ImageChunk]:

@@ -88,3 +88,19 @@ def test_dataset_split_keeps_labels(synthetic_dataset: Path) -> None:
     assert first["split"] == "query" and first["index"] == 0
     assert first["class"] == f"{first['organ']}_{first['disease']}"
     assert np.array_equal(chunks[0].images, np.asarray(ds.split("query").images[:10]))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 7, 50])
+def test_chunks_cross_files_in_order_and_exactly(tmp_path: Path, chunk: int) -> None:
+    rng = np.random.default_rng(chunk)
+    stacks = [rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for n in (5, 1, 9, 2)]
+    for i, stack in enumerate(stacks):
+        np.save(tmp_path / f"{i}.npy", stack)
+    np.save(tmp_path / "4.npy", stacks[0][0])  # a single image between stacks
+    chunks = list(iter_files([tmp_path], chunk))
+    assert [len(c.images) for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
+    assert 1 <= len(chunks[-1].images) <= chunk
+    want = np.concatenate([*stacks, stacks[0][:1]])
+    assert np.array_equal(np.concatenate([c.images for c in chunks]), want)
+    sources = [m["source"] for c in chunks for m in c.metadata]
+    assert len(sources) == len(want) and sources[-1].endswith("4.npy") and sources[5].endswith("1.npy[0]")
