@@ -82,12 +82,19 @@ class OpenVINOBackend(_Loaded):
     def load(cls, path: Path, threads: int | None = None) -> OpenVINOBackend:
         import openvino as ov
 
+        # ask the IR frontend first: read_model would try every frontend on a file that is not an
+        # IR, and TensorFlow's writes its parse errors straight to the process's stderr
+        if not ov.frontend.FrontEndManager().load_by_framework("ir").supported(str(path)):
+            raise ModelError(f"{path} is not an OpenVINO IR model",
+                             hint="pass the encoder.xml written by `dnh export`")
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except RuntimeError as exc:
-            raise ModelError(f"cannot read the OpenVINO model {path}: {str(exc).splitlines()[0]}",
-                             hint="pass the encoder.xml written by `dnh export`") from None
+            reason = [line for line in str(exc).splitlines() if line.strip()][-1:] or ["unknown error"]
+            raise ModelError(f"cannot read the OpenVINO model {path}: {reason[0].strip()}",
+                             hint="pass the encoder.xml written by `dnh export`, with its .bin "
+                                  "beside it") from None
         try:
             facts = {key: model.get_rt_info(["dnh", key]).astype(str) for key in
                      ("format", "bits", "model_fingerprint", "arch", "dataset_fingerprint")}

@@ -71,6 +71,10 @@ def validate(config: BenchmarkConfig) -> None:
     if config.e2e_codes < 0 or config.e2e_queries < 1 or config.e2e_k < 1:
         raise InputError("--e2e-codes must be >= 0, --e2e-queries and --e2e-k >= 1")
     eng.check_device(config.device)
+    if config.db is not None:
+        from dnhcli.core.hashdb import HashDB
+
+        HashDB.open(config.db).close()  # a DataError now, not after minutes of timing
 
 
 def resolve_model(config: BenchmarkConfig, scratch: Path) -> Artifacts:

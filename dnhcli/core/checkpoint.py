@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
             AttributeError, ImportError, IndexError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (RuntimeError, OSError)):
+            # the unpickler's own words: cryptic on garbage, and torch advises weights_only=False
+            first = "not a weights-only torch file; dnh never runs code from a checkpoint"
         raise ModelError(f"{path} is not a readable dnh checkpoint ({first})",
                          hint="it may be damaged, or not made by `dnh train`") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -75,6 +79,8 @@ def model_from_checkpoint(payload: dict[str, Any]) -> DNHNetwork:
     try:
         model.load_state_dict(payload["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
-        raise ModelError(f"checkpoint weights do not fit {payload['arch']} with "
-                         f"{payload['bits']} bits: {str(exc).splitlines()[0]}") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__
+        raise ModelError(f"checkpoint weights do not fit {payload['arch']} with {payload['bits']} bits: "
+                         f"{textwrap.shorten(detail, 240, placeholder=' ...')}") from None
     return model.eval()

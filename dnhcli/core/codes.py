@@ -34,8 +34,15 @@ def validate_bits(bits: int) -> int:
     return int(bits)
 
 
+def _as_array(array: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return np.asarray(array)
+    except (TypeError, ValueError) as exc:  # e.g. ragged nested lists
+        raise InputError(f"{what} must be a rectangular array of numbers ({exc})") from None
+
+
 def _as_2d(array: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(array)
+    array = _as_array(array, what)
     if array.ndim != 2:
         raise InputError(f"{what} must be a 2-D array (N, K), got shape {array.shape}")
     return array
@@ -43,8 +50,8 @@ def _as_2d(array: np.ndarray, what: str) -> np.ndarray:
 
 def sign_bits(h: np.ndarray) -> np.ndarray:
     """Binarise continuous codes: uint8 array of h's shape, 1 where h >= 0 (so h == 0 gives 1)."""
-    h = np.asarray(h)
-    if not np.issubdtype(h.dtype, np.number) or np.issubdtype(h.dtype, np.complexfloating):
+    h = _as_array(h, "continuous codes")
+    if h.dtype.kind not in "iuf":  # not bool, complex, timedelta (an integer to numpy) or object
         raise InputError(f"continuous codes must be real numbers, got dtype {h.dtype}")
     if not np.all(np.isfinite(h)):
         raise InputError(
@@ -112,8 +119,9 @@ def hamming_distances(
             hint="hash the queries with the model that built the gallery",
         )
     validate_bits(queries.shape[1] * 8)
-    if chunk_size is not None and chunk_size < 1:
-        raise InputError(f"chunk size must be at least 1, got {chunk_size}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
+            chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise InputError(f"chunk size must be a positive integer or None, got {chunk_size!r}")
 
     q_words, g_words = _as_words(queries), _as_words(gallery)
     out = np.empty((len(queries), len(gallery)), dtype=np.int32)

@@ -89,6 +89,21 @@ def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, A
     return manifest
 
 
+def _check_sizes(path: Path, manifest: dict[str, Any]) -> None:
+    """The manifest's split sizes must be those it records for every array file of the split."""
+    for split in SPLITS:
+        try:
+            sizes = {manifest["splits"][split]}
+            sizes |= {manifest["files"][f"{split}_{kind}.npy"]["shape"][0] for kind in ARRAYS}
+        except (KeyError, TypeError, IndexError):
+            raise DataError(f"dataset manifest {path / 'manifest.json'} has no complete entry for the "
+                            f"{split} split", hint="prepare the dataset again") from None
+        if len(sizes) != 1:
+            raise DataError(f"dataset manifest {path / 'manifest.json'} disagrees with itself on the size "
+                            f"of the {split} split ({', '.join(map(str, sorted(sizes, key=str)))})",
+                            hint="the manifest was edited after the dataset was prepared: prepare it again")
+
+
 class PreparedDataset:
     """A prepared dataset folder, opened read-only; arrays are memory-mapped on demand."""
 
@@ -114,6 +129,7 @@ class PreparedDataset:
         if missing:
             raise DataError(f"dataset manifest {path / 'manifest.json'} lacks {', '.join(missing)}",
                             hint="prepare the dataset again")
+        _check_sizes(path, manifest)
         dataset = cls(path, manifest)
         if verify:
             dataset.verify()
@@ -145,14 +161,32 @@ class PreparedDataset:
             expected = self.manifest["files"].get(file)
             try:
                 array = np.load(self.path / file, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, OverflowError) as exc:
                 raise DataError(f"cannot read {self.path / file}: {exc}") from None
             if expected is None or list(array.shape) != expected["shape"] or (
                     str(array.dtype) != expected["dtype"]):
                 raise DataError(f"{self.path / file} does not match the dataset manifest",
                                 hint="the folder was changed after it was prepared: prepare it again")
             arrays[kind] = array
+        self._check_labels(self.path / f"{name}_labels.npy", arrays["labels"])
         return SplitData(**arrays)
+
+    def _check_labels(self, file: Path, labels: np.ndarray) -> None:
+        """Every (class, organ, disease) row must name a class, organ and disease of the manifest
+        (the commands index the name lists with them)."""
+        diseases = np.array([len(self.disease_names(o)) for o in range(len(self.organ_names))], np.int64)
+        values = np.asarray(labels, np.int64)
+        if values.ndim != 2 or values.shape[1] != len(LABEL_COLUMNS):
+            raise DataError(f"{file} does not match the dataset manifest (shape {values.shape})",
+                            hint="the folder was changed after it was prepared: prepare it again")
+        klass, organ, disease = values.T
+        bad = (klass < 0) | (klass >= len(self.class_names)) | (organ < 0) | (organ >= len(diseases))
+        limit = diseases[np.clip(organ, 0, len(diseases) - 1)] if len(diseases) else np.zeros_like(organ)
+        bad |= (disease < 0) | (disease >= limit)
+        if bad.any():
+            raise DataError(f"{file} row {int(np.argmax(bad))} names a class, organ or disease that the "
+                            f"dataset manifest does not have",
+                            hint="the folder was changed after it was prepared: prepare it again")
 
     def verify(self) -> None:
         """Check every array file against the sha256 recorded in the manifest."""

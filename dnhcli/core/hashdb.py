@@ -60,7 +60,7 @@ from dnhcli.core.codes import validate_bits
 from dnhcli.core.errors import DataError, InputError, ModelError
 from dnhcli.core.hashdb_lock import DatabaseLockedError as DatabaseLockedError  # re-exported
 from dnhcli.core.hashdb_lock import acquire_write_lock, release_write_lock
-from dnhcli.core.hashdb_search import range_search_segments, search_segments
+from dnhcli.core.hashdb_search import check_packed, range_search_segments, search_segments
 from dnhcli.core.hashdb_segments import (
     FORMAT,
     FORMAT_VERSION,
@@ -287,9 +287,13 @@ class HashDB:
         facts = self._write(lambda: write_segment(self.path, name, codes, records), name)
         entry = {"name": name, "start": start, "count": len(codes), "files": facts}
         self._commit({**self._manifest, "count": start + len(codes), "next_segment":
-                      self._manifest["next_segment"] + 1, "segments": [*self._manifest["segments"], entry]})
+                      self._manifest["next_segment"] + 1, "segments": [*self._manifest["segments"], entry]},
+                     new_segment=name)
         if len(self._segments) > self.max_segments:
-            self._compact(self._compaction_start())
+            try:
+                self._compact(self._compaction_start())
+            except DataError:
+                pass  # the append is committed; a compaction without room waits for the next one
         return np.arange(start, start + len(codes), dtype=np.int64)
 
     def compact(self) -> None:
@@ -316,7 +320,8 @@ class HashDB:
         entry = {"name": name, "start": sources[0].start, "count": sum(s.count for s in sources),
                  "files": facts}
         self._commit({**self._manifest, "next_segment": self._manifest["next_segment"] + 1,
-                      "segments": [*self._manifest["segments"][:first], entry]}, prefix="compact-")
+                      "segments": [*self._manifest["segments"][:first], entry]}, prefix="compact-",
+                     new_segment=name)
         for source in sources:
             for file in source.paths.values():
                 file.unlink(missing_ok=True)
@@ -333,8 +338,9 @@ class HashDB:
             raise DataError(f"cannot write to hash database {self.path}: {exc}",
                             hint="check free disk space and permissions; the database is unchanged") from None
 
-    def _commit(self, manifest: dict[str, Any], prefix: str = "") -> None:
-        """Atomically replace manifest.json (the commit point) and map the new segments."""
+    def _commit(self, manifest: dict[str, Any], prefix: str = "", new_segment: str | None = None) -> None:
+        """Atomically replace manifest.json (the commit point) and map the new segments; if the
+        manifest cannot be written, the uncommitted `new_segment`'s files are removed too."""
         manifest = sealed({**manifest, "updated": _now(), "versions": _versions()})
         text = canonical_json(manifest).encode("utf-8")
         crash_point(f"{prefix}before-manifest")
@@ -347,6 +353,8 @@ class HashDB:
             os.replace(tmp, self.path / MANIFEST)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
+            for file in segment_files(self.path, new_segment).values() if new_segment else ():
+                file.unlink(missing_ok=True)
             raise DataError(f"cannot write to hash database {self.path}: {exc}",
                             hint="check free disk space and permissions; the database is unchanged") from None
         crash_point(f"{prefix}after-manifest")
@@ -389,14 +397,4 @@ class HashDB:
 
     def _check_codes(self, array: Any, what: str) -> np.ndarray:
         self._check_open()
-        array = np.asarray(array)
-        if array.dtype != np.uint8:
-            raise InputError(f"{what} must be packed uint8 codes, got dtype {array.dtype}",
-                             hint="pack bits with dnhcli.core.codes.pack_codes")
-        if array.ndim != 2:
-            raise InputError(f"{what} must be a 2-D array (N, {self.bits // 8}), got shape {array.shape}")
-        if array.shape[1] * 8 != self.bits:
-            raise InputError(f"{what} have {array.shape[1] * 8} bits per code, but the hash database "
-                             f"holds {self.bits}-bit codes",
-                             hint="use codes from the model that built the database")
-        return np.ascontiguousarray(array)
+        return check_packed(array, self.bits, what)

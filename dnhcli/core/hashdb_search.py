@@ -1,13 +1,16 @@
-"""Exact Hamming search over a hash database's segments: each segment is searched by the
-numba kernels of `dnhcli.core.search`, and the per-segment results are merged so that the
-answer equals one search over all codes in id order (ties by id)."""
+"""Exact Hamming search over a hash database's segments, and the check of the packed codes
+it takes: each segment is searched by the numba kernels of `dnhcli.core.search`, and the
+per-segment results are merged so that the answer equals one search over all codes in id
+order (ties by id)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from dnhcli.core.errors import InputError
 from dnhcli.core.hashdb_segments import Segment
 
 
@@ -46,3 +49,17 @@ def range_search_segments(segments: Sequence[Segment], queries: np.ndarray, radi
     lims = np.zeros(len(queries) + 1, np.int64)
     np.cumsum(np.bincount(row, minlength=len(queries)), out=lims[1:])
     return lims, dist[order], idx[order]
+
+
+def check_packed(array: Any, bits: int, what: str) -> np.ndarray:
+    """`array` as C-contiguous (N, bits/8) uint8 packed codes, or an InputError saying why not."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise InputError(f"{what} must be packed uint8 codes, got dtype {array.dtype}",
+                         hint="pack bits with dnhcli.core.codes.pack_codes")
+    if array.ndim != 2:
+        raise InputError(f"{what} must be a 2-D array (N, {bits // 8}), got shape {array.shape}")
+    if array.shape[1] * 8 != bits:
+        raise InputError(f"{what} have {array.shape[1] * 8} bits per code, but the hash database "
+                         f"holds {bits}-bit codes", hint="use codes from the model that built the database")
+    return np.ascontiguousarray(array)

@@ -38,6 +38,7 @@ SEGMENT_NAME = re.compile(r"^seg-\d{6}$")
 SUFFIXES = {"codes": ".codes", "meta": ".meta.jsonl", "offsets": ".meta.idx"}
 OFFSET_DTYPE = np.dtype("<u8")
 _CHUNK = 8 << 20
+MAX_DEPTH = 32  # nesting levels allowed in a metadata record
 _CORRUPT_HINT = "the database was damaged or edited; rebuild it (e.g. `dnh hash` again)"
 
 
@@ -236,7 +237,7 @@ class Segment:
             value = json.loads(self.meta[begin:end].tobytes())
             if not isinstance(value, dict):
                 raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise DataError(f"metadata of item {self.start + local} in {self.paths['meta']} is "
                             f"unreadable ({exc})", hint=_CORRUPT_HINT) from None
         return value
@@ -351,11 +352,27 @@ def encode_metadata(metadata: Sequence[Mapping[str, Any]] | None,
         if "id" in record:
             given[i] = record.pop("id")
         try:
+            _check_nesting(record, MAX_DEPTH)
             text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
                               default=_json_default)
+            lines.append(text.encode("utf-8") + b"\n")  # a lone surrogate fails here
         except (TypeError, ValueError) as exc:
             raise InputError(f"metadata record {i} is not JSON-serialisable: {exc}",
-                             hint="use str, int, float, bool, None, lists and dicts; "
-                                  "NaN and infinity are not allowed") from None
-        lines.append(text.encode("utf-8") + b"\n")
+                             hint="use str, int, float, bool, None, lists and dicts with string keys "
+                                  f"(at most {MAX_DEPTH} levels); NaN and infinity are not allowed") from None
     return lines, given
+
+
+def _check_nesting(value: Any, depth: int) -> None:
+    """ValueError for a dict key that is not a string at any level (json.dumps would turn it
+    into one, and keys 1 and "1" would collide) or for nesting deeper than MAX_DEPTH."""
+    if depth < 0:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"key {key!r} is not a string")
+            _check_nesting(item, depth - 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_nesting(item, depth - 1)

@@ -12,6 +12,7 @@ the discriminator. Batch order and pair draws come from generators seeded by
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,8 +72,8 @@ class Hyperparams:
             if getattr(self, name) < 1 or (name == "batch_size" and self.batch_size < 2):
                 raise InputError(f"--{name.replace('_', '-')} is too small: {getattr(self, name)}")
         for name in ("lr", "gamma"):
-            if not getattr(self, name) > 0:
-                raise InputError(f"--{name} must be positive, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise InputError(f"--{name} must be positive and finite, got {getattr(self, name)}")
         if self.lr_schedule not in augment.LR_SCHEDULES:
             raise InputError(f"--lr-schedule must be one of {', '.join(augment.LR_SCHEDULES)}, "
                              f"got {self.lr_schedule!r}")
@@ -81,8 +82,9 @@ class Hyperparams:
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         for name in ("class_weight", "alpha1", "alpha2", "beta", "quantization", "weight_decay"):
-            if not getattr(self, name) >= 0:
-                raise InputError(f"--{name} must be zero or positive, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise InputError(f"--{name.replace('_', '-')} must be zero or positive and finite, "
+                                 f"got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
