@@ -155,11 +155,12 @@ def two_writers(tally: Tally, work: Path, rng: np.random.Generator, trials: int)
             tally.add("two writers at once", "wrong", f"exit codes {first.returncode}, {second.returncode}")
             continue
         held = [int(b) for b in out_first if b.isdigit()]
+        how = "one refused" if 3 in (first.returncode, second.returncode) else "one after the other"
         if second.returncode == 0:  # order: whichever committed first
             with HashDB.open(path) as db:
                 second_first = db.metadata([0])[0]["source"].startswith("batch500/")
             held = [500, *held] if second_first else [*held, 500]
-        tally.add("two writers at once", check_holds(path, *expected(held), seed=trial), str(path))
+        tally.add(f"two writers at once: {how}", check_holds(path, *expected(held), seed=trial), str(path))
 
 
 def dnh_hash_full_and_locked(tally: Tally, work: Path, model: Path) -> None:
