@@ -23,8 +23,9 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", help="CPU threads for torch and the numba kernels (default: all cores). "
                       "1 or 2 are the safest on a busy machine.", min=1)]
 ModelOpt = Annotated[Path, typer.Option(
-    "--model", "-m", help="A model: a checkpoint from `dnh train` (best.pt), or an encoder.xml from "
-                          "`dnh export` (OpenVINO CPU).", dir_okay=False)]
+    "--model", "-m", help="A model: a checkpoint from `dnh train` (best.pt), or the encoder.xml "
+                          "(OpenVINO CPU) or encoder.onnx (ONNX Runtime) from `dnh export`.",
+    dir_okay=False)]
 DbOpt = Annotated[Path, typer.Option(
     "--db", help="A hash database folder.", file_okay=False)]
 

@@ -1,8 +1,9 @@
 """Inference backends: images -> continuous codes behind one interface.
 
-`dnh hash`, `dnh search` and `dnh evaluate` take any `Backend`; the PyTorch one reads a
-training checkpoint. A backend knows its bit length and the fingerprint of the weights,
-so a database can refuse codes from another model.
+`dnh hash`, `dnh search` and `dnh evaluate` take any `Backend`: PyTorch for a training
+checkpoint, OpenVINO CPU for an exported `encoder.xml`, ONNX Runtime for an exported
+`encoder.onnx`. A backend knows its bit length and the fingerprint of the weights, so a
+database can refuse codes from another model.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ class Backend(Protocol):
     def encode(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (N, 28, 28) -> continuous codes h (N, K) float32."""
         ...
+
+
+SCALE = np.float32(1.0 / 255.0)  # uint8 pixels -> [0, 1], multiplied as in `encode.to_input`
+BATCH = 1024
+
+
+def _in_batches(images: np.ndarray, bits: int, run: Any) -> np.ndarray:
+    """Codes of uint8 images (N, 28, 28) from `run` (float32 (n, 1, 28, 28) -> (n, K)), in batches."""
+    out = [run(np.asarray(images[i:i + BATCH], np.float32)[:, None] * SCALE)
+           for i in range(0, len(images), BATCH)]
+    return np.concatenate(out) if out else np.zeros((0, bits), np.float32)
 
 
 @dataclass
@@ -114,12 +126,9 @@ class OpenVINOBackend(_Loaded):
                    info=info, runner=compiled, config=config)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        scale = np.float32(1.0 / 255.0)
         if len(images) == 1:
-            return self._encode_one(np.asarray(images).reshape(1, 1, 28, 28), scale)
-        out = [self.runner(np.asarray(images[i:i + 1024], np.float32)[:, None] * scale)[0]
-               for i in range(0, len(images), 1024)]
-        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+            return self._encode_one(np.asarray(images).reshape(1, 1, 28, 28), SCALE)
+        return _in_batches(images, self.bits, lambda x: self.runner(x)[0])
 
     def _encode_one(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
         if self.single is None:
@@ -137,9 +146,53 @@ class OpenVINOBackend(_Loaded):
         return np.array(request.get_output_tensor(0).data)
 
 
+@dataclass
+class OnnxRuntimeBackend(_Loaded):
+    """An encoder.onnx written by `dnh export`, run by ONNX Runtime on the CPU: on CPUs without
+    AVX-512 or AMX the fastest engine for this network (docs/BENCHMARKS.md)."""
+
+    name: str = "onnxruntime"
+
+    @classmethod
+    def load(cls, path: Path, threads: int | None = None) -> OnnxRuntimeBackend:
+        try:
+            import onnxruntime as ort
+            from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+        except ImportError:
+            raise ModelError(f"running {path} needs ONNX Runtime, which is not installed",
+                             hint="pip install onnxruntime, or pass the encoder.xml beside it") from None
+        options = ort.SessionOptions()
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        failures = tuple(getattr(ort_errors, name) for name in (
+            "Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph",
+            "NotImplemented", "RuntimeException") if hasattr(ort_errors, name))
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except failures as exc:
+            raise ModelError(f"cannot read the ONNX model {path}: {str(exc).splitlines()[0][:200]}",
+                             hint="pass the encoder.onnx written by `dnh export`") from None
+        facts = session.get_modelmeta().custom_metadata_map
+        if facts.get("format") != "dnh-export":
+            raise ModelError(f"{path} is not a dnh export (no dnh facts in its metadata)",
+                             hint="export a checkpoint with `dnh export`")
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != "image" or list(inputs[0].shape)[1:] != [1, 28, 28]:
+            raise ModelError(f"{path} does not take `image` (N, 1, 28, 28)")
+        info = {"arch": facts["arch"], "bits": int(facts["bits"]),
+                "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
+        return cls(path=Path(path), bits=int(facts["bits"]), fingerprint=facts["model_fingerprint"],
+                   info=info, runner=session)
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        return _in_batches(images, self.bits, lambda x: self.runner.run(None, {"image": x})[0])
+
+
 def load_backend(path: Path | str, threads: int | None = None) -> Backend:
     """The backend for a model file: a `.pt` checkpoint runs on PyTorch, an `encoder.xml` from
-    `dnh export` on OpenVINO CPU (with `threads` inference threads; PyTorch's are global)."""
+    `dnh export` on OpenVINO CPU, an `encoder.onnx` on ONNX Runtime (these two with `threads`
+    inference threads; PyTorch's are global)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model not found: {path}", hint="pass a checkpoint from `dnh train` (best.pt)")
@@ -147,5 +200,7 @@ def load_backend(path: Path | str, threads: int | None = None) -> Backend:
         return TorchBackend.load(path)
     if path.suffix == ".xml":
         return OpenVINOBackend.load(path, threads)
-    raise ModelError(f"unsupported model file {path}",
-                     hint="pass a .pt checkpoint from `dnh train` or an encoder.xml from `dnh export`")
+    if path.suffix == ".onnx":
+        return OnnxRuntimeBackend.load(path, threads)
+    raise ModelError(f"unsupported model file {path}", hint="pass a .pt checkpoint from `dnh train`, "
+                     "or the encoder.xml or encoder.onnx from `dnh export`")

@@ -231,20 +231,25 @@ def run_benchmark(config: BenchmarkConfig, progress: ProgressFn = no_progress) -
 
 def _end_to_end(config: BenchmarkConfig, artifacts: Artifacts, images: np.ndarray, scratch: Path,
                 progress: ProgressFn) -> list[dict[str, Any]]:
-    """Hash + search latency per backend and thread count (OpenVINO, and PyTorch if measured)."""
-    from dnhcli.core.backends import OpenVINOBackend, TorchBackend
+    """Hash + search latency per backend and thread count: OpenVINO, and PyTorch and ONNX
+    Runtime when they are measured (each through the backend `dnh search` would use)."""
+    from dnhcli.core.backends import Backend, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 
     if config.e2e_codes == 0 and config.db is None:
         return []
     paths: list[tuple[str, Path]] = [("openvino", artifacts.xml)]
     if artifacts.checkpoint is not None and "pytorch" in config.engines:
         paths.append(("pytorch", artifacts.checkpoint))
+    if artifacts.onnx is not None and "onnxruntime" in config.engines and eng.onnxruntime_available():
+        paths.append(("onnxruntime", artifacts.onnx))
     out = []
     db_path = config.db
     steps = len(config.threads) * len(paths)
     for t_index, threads in enumerate(config.threads):
         for p_index, (name, path) in enumerate(paths):
-            backend = (OpenVINOBackend.load(path, threads) if name == "openvino" else TorchBackend.load(path))
+            backend: Backend = (OpenVINOBackend.load(path, threads) if name == "openvino" else
+                                OnnxRuntimeBackend.load(path, threads) if name == "onnxruntime" else
+                                TorchBackend.load(path))
             if db_path is None:
                 progress("end-to-end database", 0, 1, f"{config.e2e_codes:,} random codes")
                 db_path = random_database(scratch / "e2e-db", backend, config.e2e_codes, config.seed)

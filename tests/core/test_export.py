@@ -56,6 +56,29 @@ def test_openvino_backend_hashes_and_searches_like_pytorch(exported: Path, train
     assert np.array_equal(one_by_one, h_ov[:20])  # the batch-1 model a query runs on
 
 
+def test_onnxruntime_backend_hashes_and_searches_like_pytorch(
+        exported: Path, trained_model: Path, synthetic_dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    images = np.random.default_rng(1).integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    torch_backend = load_backend(trained_model)
+    ort_backend = load_backend(exported / "encoder.onnx", threads=1)
+    assert (ort_backend.name, ort_backend.bits, ort_backend.fingerprint) == (
+        "onnxruntime", torch_backend.bits, torch_backend.fingerprint)
+    h_torch, h_ort = torch_backend.encode(images), ort_backend.encode(images)
+    assert np.abs(h_torch - h_ort).max() < 1e-4 and ort_backend.encode(images[:0]).shape == (0, 16)
+    db = tmp_path / "db"
+    hash_into_db(HashConfig(model=trained_model, db=db, data=synthetic_dataset))
+    np.save(tmp_path / "q.npy", images[:5])
+    found = [[[hit["id"] for hit in q.results] for q in search(SearchConfig(
+        model=model, db=db, queries=(tmp_path / "q.npy",), k=5)).queries]
+        for model in (exported / "encoder.onnx", trained_model)]
+    assert found[0] == found[1]
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x01junk")
+    with pytest.raises(ModelError):
+        load_backend(garbage)
+
+
 def test_bad_models_and_outputs(exported: Path, trained_model: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.xml"
     garbage.write_text("<net>not a model")
