@@ -2,7 +2,7 @@
 disk and two writers at once. Prints a table of trials by outcome (see fault_common.py);
 the goal is 0 lost and 0 wrong. Exit code 1 if any trial lost data or gave a wrong answer.
 
-    python bench/faults.py                    # the full run: about 25 min on 2 cores
+    python bench/faults.py                    # the full run: about 18 min on 2 cores
     python bench/faults.py --quick --json out.json
 
 `--model` is a checkpoint for the `dnh hash` trials (default: a 16-bit model trained for two
