@@ -22,6 +22,9 @@ def export_command(
         "--data", "-d", help="Verify on this prepared dataset's val split (default: synthetic images).",
         file_okay=False)] = None,
     verify_count: Annotated[int, typer.Option(help="At most this many verification images.", min=1)] = 2000,
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="Also write encoder-int8.xml: INT8 post-training quantization with NNCF "
+                       "(calibrated on --data's train split), with its own bit agreement.")] = False,
     force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -31,7 +34,7 @@ def export_command(
     checks that OpenVINO CPU and ONNX Runtime give PyTorch's sign bits on verification images.
     `dnh hash`, `dnh search` and `dnh evaluate` take the encoder.xml as --model.
     """
-    config = ExportConfig(model=model, out=out, data=data, verify_count=verify_count, force=force)
+    config = ExportConfig(model=model, out=out, data=data, verify_count=verify_count, force=force, int8=int8)
     run_and_report(json, lambda progress: export_model(config), _render)
 
 

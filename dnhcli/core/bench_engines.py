@@ -108,13 +108,14 @@ def cpu_capabilities(device: str = "CPU") -> list[str]:
 class OpenVINOEngine:
     """An IR file compiled per (hint, precision, threads) for one static batch size."""
 
-    def __init__(self, xml: Path, device: str = "CPU") -> None:
+    def __init__(self, xml: Path, device: str = "CPU", tag: str | None = None) -> None:
         import openvino as ov
 
         self.ov = ov
         self.core = ov.Core()
         self.xml = xml
         self.device = check_device(device)
+        self.tag = tag  # the precision its runners report instead of the compiled one ("int8")
 
     def compile(self, batch: int, threads: int, hint: str, precision: str) -> Any:
         model = self.core.read_model(str(self.xml))
@@ -129,7 +130,7 @@ class OpenVINOEngine:
         out = []
         for hint in HINTS:
             compiled = self.compile(len(x), threads, hint, precision)
-            used = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+            used = self.tag or compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
             nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
             request = compiled.create_infer_request()
             request.set_input_tensor(self.ov.Tensor(x))

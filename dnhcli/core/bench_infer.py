@@ -52,6 +52,7 @@ class Artifacts:
     onnx: Path | None
     checkpoint: Path | None
     notes: list[str] = field(default_factory=list)
+    int8: Path | None = None  # encoder-int8.xml from `dnh export --int8`, timed when present
 
 
 def validate(config: BenchmarkConfig) -> None:
@@ -93,8 +94,9 @@ def resolve_model(config: BenchmarkConfig, scratch: Path) -> Artifacts:
     backend = load_backend(path)
     if not isinstance(backend, OpenVINOBackend):
         raise ModelError(f"cannot benchmark {path}", hint="pass an encoder.xml or a .pt checkpoint")
-    onnx = path.with_name("encoder.onnx")
-    artifacts = Artifacts(path, onnx if onnx.exists() else None, None)
+    onnx, int8 = path.with_name("encoder.onnx"), path.with_name("encoder-int8.xml")
+    artifacts = Artifacts(path, onnx if onnx.exists() else None, None,
+                          int8=int8 if int8.exists() and int8 != path else None)
     manifest = path.with_name("manifest.json")
     source = Path(read_json(manifest, "export manifest").get("source", "")) if manifest.exists() else None
     if source is not None and source.is_file():
@@ -134,6 +136,8 @@ def _runners(config: BenchmarkConfig, engines: tuple[str, ...], artifacts: Artif
     runners: list[eng.Runner] = []
     for precision in precisions:
         runners += openvino.runners(x, threads, precision)
+    if artifacts.int8 is not None:
+        runners += eng.OpenVINOEngine(artifacts.int8, openvino.device, tag="int8").runners(x, threads)
     if "pytorch" in engines:
         runners.append(eng.pytorch_runner(encoder, x, threads))
     if "torch-compile" in engines:

@@ -21,6 +21,7 @@ FORMAT_VERSION = 1
 SUMMARY_KEYS = {"openvino": "openvino", "pytorch": "pytorch", "torch-compile": "torch_compile",
                 "onnxruntime": "onnxruntime"}
 AGREEMENT_GOAL = 0.999
+OTHER_PRECISIONS = ("bf16", "int8")  # label suffixes of OpenVINO rows not in f32
 
 
 def row_figures(runner: Runner, timing: Timing) -> dict[str, Any]:
@@ -62,8 +63,13 @@ class BenchmarkReport:
     seconds: float = 0.0
 
     def precision_agreement(self, precision: str) -> float | None:
+        """The worst bit agreement of OpenVINO at a precision (labels end in it unless f32)."""
+        def of(label: str) -> str:
+            last = label.split()[-1]
+            return last if last in OTHER_PRECISIONS else "f32"
+
         figures = [a["bits"] for label, a in self.agreement.items()
-                   if label.startswith("openvino") and (precision == "f32") == (" bf16" not in label)]
+                   if label.startswith("openvino") and of(label) == precision]
         return min(figures) if figures else None
 
     @property
@@ -72,9 +78,9 @@ class BenchmarkReport:
         bf16 = self.precision_agreement("bf16")
         return "bf16" if bf16 is not None and bf16 >= AGREEMENT_GOAL else "f32"
 
-    def summary(self, engine: str, threads: int) -> dict[str, Any] | None:
+    def summary(self, engine: str, threads: int, precision: str | None = None) -> dict[str, Any] | None:
         """Best throughput over the engine's rows, and its latency at the smallest batch."""
-        precision = self.default_precision if engine == "openvino" else "f32"
+        precision = precision or (self.default_precision if engine == "openvino" else "f32")
         rows = [r for r in self.rows if r["engine"] == engine and r["threads"] == threads
                 and r["precision"] == precision]
         if not rows:
@@ -90,16 +96,18 @@ class BenchmarkReport:
 
     def _by_threads(self, threads: int) -> dict[str, Any]:
         out: dict[str, Any] = {key: self.summary(engine, threads) for engine, key in SUMMARY_KEYS.items()}
-        ov = out["openvino"]
+        out["openvino_int8"] = self.summary("openvino", threads, "int8")  # an encoder-int8.xml beside
         ratios: dict[str, float] = {}
-        for key in ("pytorch", "torch_compile", "onnxruntime"):
-            other = out[key]
-            if ov is None or other is None:
-                continue
-            ratios[f"openvino_over_{key}_throughput"] = round(
-                ov["throughput_fps"] / other["throughput_fps"], 3)
-            ratios[f"{key}_over_openvino_latency"] = round(
-                other["latency_ms"]["median"] / ov["latency_ms"]["median"], 3)
+        for name in ("openvino", "openvino_int8"):
+            ov = out[name]
+            for key in ("pytorch", "torch_compile", "onnxruntime"):
+                other = out[key]
+                if ov is None or other is None:
+                    continue
+                ratios[f"{name}_over_{key}_throughput"] = round(
+                    ov["throughput_fps"] / other["throughput_fps"], 3)
+                ratios[f"{key}_over_{name}_latency"] = round(
+                    other["latency_ms"]["median"] / ov["latency_ms"]["median"], 3)
         out["ratios"] = ratios
         return out
 
@@ -113,8 +121,8 @@ class BenchmarkReport:
                 "device": self.device, **top, "summary_threads": max(threads) if threads else None,
                 "by_threads": by_threads,
                 "precision": {**self.precision, "default": self.default_precision,
-                              "bit_agreement": {"f32": self.precision_agreement("f32"),
-                                                "bf16": self.precision_agreement("bf16")}},
+                              "bit_agreement": {p: self.precision_agreement(p)
+                                                for p in ("f32", *OTHER_PRECISIONS)}},
                 "agreement": self.agreement, "agreement_reference": self.reference,
                 "rows": self.rows, "end_to_end": self.end_to_end, "notes": self.notes,
                 "machine": {"cpu": _cpu_name(), "cores": os.cpu_count()},

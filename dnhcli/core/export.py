@@ -40,6 +40,7 @@ class ExportConfig:
     data: Path | None = None  # verification images: this dataset's val split (else synthetic)
     verify_count: int = 2000
     force: bool = False
+    int8: bool = False  # also write encoder-int8.xml (NNCF post-training quantization)
 
 
 @dataclass
@@ -53,9 +54,13 @@ class ExportResult:
     fragile_components: int = 0
     verify_images: int = 0
     seconds: float = 0.0
+    int8_xml: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
+        int8 = self.agreement.get("openvino_cpu_int8")
         return {"out": str(self.out), "onnx": str(self.onnx), "openvino_xml": str(self.openvino_xml),
+                "int8_xml": None if self.int8_xml is None else str(self.int8_xml),
+                "int8_bit_agreement": None if int8 is None else int8["bits"],
                 "bits": self.bits, "bit_agreement": self.bit_agreement, "agreement": self.agreement,
                 "fragile_components": self.fragile_components, "verify_images": self.verify_images,
                 "seconds": round(self.seconds, 3)}
@@ -103,6 +108,12 @@ def export_model(config: ExportConfig) -> ExportResult:
         raise InputError(f"--verify-count must be at least 1, got {config.verify_count}")
     if Path(config.model).suffix != ".pt":
         raise ModelError(f"export needs a `dnh train` checkpoint (.pt), got {config.model}")
+    if config.int8:
+        from dnhcli.core.quantize import nncf_available
+
+        if not nncf_available():
+            raise ModelError("--int8 needs NNCF, which is not installed",
+                             hint="pip install nncf (or pip install -e '.[int8]')")
     backend = TorchBackend.load(Path(config.model))
     encoder = backend.runner.eval()
     images = sample_images(config.data, config.verify_count)
@@ -135,17 +146,43 @@ def export_model(config: ExportConfig) -> ExportResult:
             agreement["onnxruntime"] = bit_agreement(reference, session.run(None, {"image": x.numpy()})[0])
         except ImportError:
             pass
+        files = ["encoder.onnx", "encoder.xml", "encoder.bin"]
+        if config.int8:
+            files += ["encoder-int8.xml", "encoder-int8.bin"]
+            int8 = _write_int8(ov_model, tmp / "encoder-int8.xml", config, x.numpy(), reference)
+            agreement["openvino_cpu_int8"] = int8
         fragile = int((np.abs(reference) < FRAGILE).sum())
         write_json(tmp / "manifest.json", {
             **{k: v for k, v in facts.items() if k not in ("class_names", "organ_names", "versions")},
             "bits": backend.bits, "class_names": backend.info["class_names"],
             "organ_names": backend.info["organ_names"], "versions": package_versions(),
             "source": str(Path(config.model).absolute()),
-            "files": ["encoder.onnx", "encoder.xml", "encoder.bin"],
+            "files": files,
             "opset": OPSET, "verification": {"images": len(images), "agreement": agreement,
                                              "fragile_components": fragile, "fragile_below": FRAGILE}})
     out = config.out.absolute()
+    f32 = [a["bits"] for name, a in agreement.items() if name != "openvino_cpu_int8"]
     return ExportResult(out=out, onnx=out / "encoder.onnx", openvino_xml=out / "encoder.xml",
-                        bits=backend.bits, bit_agreement=min(a["bits"] for a in agreement.values()),
-                        agreement=agreement, fragile_components=fragile, verify_images=len(images),
-                        seconds=time.perf_counter() - started)
+                        bits=backend.bits, bit_agreement=min(f32), agreement=agreement,
+                        fragile_components=fragile, verify_images=len(images),
+                        seconds=time.perf_counter() - started,
+                        int8_xml=out / "encoder-int8.xml" if config.int8 else None)
+
+
+def _write_int8(ov_model: Any, path: Path, config: ExportConfig, x: np.ndarray,
+                reference: np.ndarray) -> dict[str, float | int]:
+    """Quantize the IR to INT8 (calibrated on the train split, or synthetic images), save it
+    beside the f32 one, and return its agreement with PyTorch on the verification images."""
+    import openvino as ov
+
+    from dnhcli.core.quantize import CALIBRATION_IMAGES, quantize_int8
+
+    if config.data is not None:
+        calibration = np.asarray(PreparedDataset.open(config.data).split("train").images[:CALIBRATION_IMAGES])
+    else:
+        calibration = sample_images(None, CALIBRATION_IMAGES)
+    quantized = quantize_int8(ov_model, calibration)
+    quantized.set_rt_info("int8", ["dnh", "precision"])
+    ov.save_model(quantized, str(path), compress_to_fp16=False)
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return bit_agreement(reference, compiled(x)[0])

@@ -89,3 +89,26 @@ def test_bad_models_and_outputs(exported: Path, trained_model: Path, tmp_path: P
     with pytest.raises(ModelError):
         export_model(ExportConfig(model=exported / "encoder.xml", out=tmp_path / "again"))
     assert not (tmp_path / "again").exists()
+
+
+def test_int8_export_is_verified_and_benchmarked(trained_model: Path, synthetic_dataset: Path,
+                                                 tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    from dnhcli.core.bench_infer import BenchmarkConfig, run_benchmark
+
+    out = tmp_path / "int8"
+    result = export_model(ExportConfig(model=trained_model, out=out, data=synthetic_dataset, int8=True,
+                                       verify_count=300)).to_json()
+    int8 = result["agreement"]["openvino_cpu_int8"]
+    assert result["int8_xml"] == str(out / "encoder-int8.xml")
+    assert result["int8_bit_agreement"] == int8["bits"]
+    assert 0.9 < int8["bits"] <= 1.0 and result["bit_agreement"] == 1.0  # the f32 files stay exact
+    ir = ov.Core().read_model(str(out / "encoder-int8.xml"))
+    assert ir.get_rt_info(["dnh", "precision"]).astype(str) == "int8"
+    assert load_backend(out / "encoder-int8.xml").fingerprint == load_backend(trained_model).fingerprint
+    config = BenchmarkConfig(model=out / "encoder.xml", batches=(8,), threads=(1,), engines=("openvino",),
+                             seconds=0.02, rounds=1, e2e_codes=0)
+    report = run_benchmark(config).to_json()
+    assert {r["label"] for r in report["rows"]} >= {"openvino latency sync int8", "openvino latency sync"}
+    assert report["precision"]["bit_agreement"]["int8"] is not None
+    assert report["openvino_int8"]["throughput_fps"] > 0 and report["precision"]["default"] == "f32"
