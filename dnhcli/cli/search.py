@@ -49,6 +49,7 @@ def search_command(
         raise InputError(f"--montage must name a .png file, got {montage}")
     config = SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius,
                           tie_break=tie_break, chunk=chunk)
+    began = time.perf_counter()
     if montage is not None:
         from dnhcli.core.montage import write_montage
 
@@ -57,10 +58,9 @@ def search_command(
         if json:
             emit_json(result.to_json())
         else:
-            _render(result.queries, result)
+            _render(result.queries, radius, began)
             info(f"montage written to {montage}")
         return
-    began = time.perf_counter()
     header = SearchResult(db=db, bits=0, k=k, radius=radius, seconds=0.0, tie_break=tie_break)
     stream = iter_search(config, header=header)
     first = next(stream, None)  # every input is checked and the database opened by now
@@ -70,16 +70,16 @@ def search_command(
         stream_json(head, "queries", ({"query": q.query, "results": q.results} for q in results),
                     lambda: {"seconds": round(time.perf_counter() - began, 6)})
         return
-    header.seconds = time.perf_counter() - began
-    _render(results, header)
+    _render(results, radius, began)
 
 
-def _render(queries: Iterable[QueryResult], result: SearchResult) -> None:
-    began, count = time.perf_counter(), 0
+def _render(queries: Iterable[QueryResult], radius: int | None, began: float) -> None:
+    """One table per query as it comes, then how many queries took how long since `began`."""
+    count = 0
     for query in queries:
         count += 1
         title = f"{query.query}: {len(query.results)} results" + (
-            f" within distance {result.radius}" if result.radius is not None else "")
+            f" within distance {radius}" if radius is not None else "")
         table = Table(title=title, title_justify="left")
         for name, justify in (("rank", "right"), ("distance", "right"), ("id", "right"),
                               ("source", "left"), ("organ", "left"), ("disease", "left")):
@@ -88,5 +88,4 @@ def _render(queries: Iterable[QueryResult], result: SearchResult) -> None:
             table.add_row(str(hit["rank"]), str(hit["distance"]), str(hit["id"]),
                           str(hit["source"]), str(hit["organ"] or ""), str(hit["disease"] or ""))
         stdout.print(table)
-    seconds = result.seconds + time.perf_counter() - began
-    info(f"searched {count} queries in {1000 * seconds:.2f} ms")
+    info(f"searched {count} queries in {1000 * (time.perf_counter() - began):.2f} ms")

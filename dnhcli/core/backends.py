@@ -8,6 +8,7 @@ database can refuse codes from another model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,14 @@ def _in_batches(images: np.ndarray, bits: int, run: Any) -> np.ndarray:
     out = [run(np.asarray(images[i:i + BATCH], np.float32)[:, None] * SCALE)
            for i in range(0, len(images), BATCH)]
     return np.concatenate(out) if out else np.zeros((0, bits), np.float32)
+
+
+def _export_facts(path: Path, facts: Mapping[str, str]) -> dict[str, Any]:
+    """A `_Loaded`'s fields from the facts `dnh export` stores in the IR and the ONNX file."""
+    info = {"arch": facts["arch"], "bits": int(facts["bits"]),
+            "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
+    return {"path": Path(path), "bits": int(facts["bits"]), "fingerprint": facts["model_fingerprint"],
+            "info": info}
 
 
 @dataclass
@@ -84,7 +93,8 @@ class OpenVINOBackend(_Loaded):
     """An encoder exported by `dnh export` (OpenVINO IR), compiled once for the CPU in f32.
 
     Batches run on the IR's dynamic batch axis; single images (a search query) on a second
-    model compiled for batch 1 with one reusable request, about 20% faster per call."""
+    model compiled for batch 1 whose one request's input is written in place (0.065-0.085 ms
+    per image here, against 0.14 ms through the dynamic model)."""
 
     name: str = "openvino"
     single: Any = None  # (compiled batch-1 model, its infer request), made on first use
@@ -120,17 +130,14 @@ class OpenVINOBackend(_Loaded):
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = core.compile_model(model, "CPU", config)
-        info = {"arch": facts["arch"], "bits": int(facts["bits"]),
-                "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
-        return cls(path=Path(path), bits=int(facts["bits"]), fingerprint=facts["model_fingerprint"],
-                   info=info, runner=compiled, config=config)
+        return cls(**_export_facts(path, facts), runner=compiled, config=config)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         if len(images) == 1:
-            return self._encode_one(np.asarray(images).reshape(1, 1, 28, 28), SCALE)
+            return self._encode_one(np.asarray(images).reshape(1, 1, 28, 28))
         return _in_batches(images, self.bits, lambda x: self.runner(x)[0])
 
-    def _encode_one(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
+    def _encode_one(self, image: np.ndarray) -> np.ndarray:
         if self.single is None:
             import openvino as ov
 
@@ -141,7 +148,7 @@ class OpenVINOBackend(_Loaded):
             request = compiled.create_infer_request()
             self.single = (compiled, request, request.get_input_tensor(0).data)
         _, request, buffer = self.single
-        np.multiply(image, scale, out=buffer, casting="unsafe")  # into the request's own input
+        np.multiply(image, SCALE, out=buffer, casting="unsafe")  # into the request's own input
         request.infer()
         return np.array(request.get_output_tensor(0).data)
 
@@ -180,10 +187,7 @@ class OnnxRuntimeBackend(_Loaded):
         inputs = session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != "image" or list(inputs[0].shape)[1:] != [1, 28, 28]:
             raise ModelError(f"{path} does not take `image` (N, 1, 28, 28)")
-        info = {"arch": facts["arch"], "bits": int(facts["bits"]),
-                "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
-        return cls(path=Path(path), bits=int(facts["bits"]), fingerprint=facts["model_fingerprint"],
-                   info=info, runner=session)
+        return cls(**_export_facts(path, facts), runner=session)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         return _in_batches(images, self.bits, lambda x: self.runner.run(None, {"image": x})[0])

@@ -42,11 +42,11 @@ class Runner:
     engine: str
     batch: int
     threads: int
+    run: Callable[[float], Timing] = field(repr=False)
     mode: str = "sync"  # "sync": one request at a time; "async": an AsyncInferQueue
     hint: str | None = None  # OpenVINO's PERFORMANCE_HINT
     precision: str = "f32"  # the precision inference actually runs in
     requests: int = 1  # requests in flight
-    run: Callable[[float], Timing] = field(default=lambda seconds: Timing(), repr=False)
     infer: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property

@@ -126,13 +126,15 @@ def _engines(config: BenchmarkConfig, artifacts: Artifacts, notes: list[str]) ->
 
 def _batch_input(images: np.ndarray, batch: int) -> np.ndarray:
     """`batch` real images as the encoder's float32 input (N, 1, 28, 28), repeated if needed."""
+    from dnhcli.core.backends import SCALE
+
     picked = images[np.arange(batch) % len(images)]
-    return np.ascontiguousarray(picked[:, None], dtype=np.float32) * np.float32(1.0 / 255.0)
+    return np.ascontiguousarray(picked[:, None], dtype=np.float32) * SCALE
 
 
-def _runners(config: BenchmarkConfig, engines: tuple[str, ...], artifacts: Artifacts,
-             openvino: eng.OpenVINOEngine, encoder: Any, x: np.ndarray, threads: int,
-             precisions: tuple[str, ...], notes: list[str]) -> list[eng.Runner]:
+def _runners(engines: tuple[str, ...], artifacts: Artifacts, openvino: eng.OpenVINOEngine,
+             encoder: Any, x: np.ndarray, threads: int, precisions: tuple[str, ...],
+             notes: list[str]) -> list[eng.Runner]:
     runners: list[eng.Runner] = []
     for precision in precisions:
         runners += openvino.runners(x, threads, precision)
@@ -204,8 +206,7 @@ def run_benchmark(config: BenchmarkConfig, progress: ProgressFn = no_progress) -
         for threads in config.threads:
             for batch in sorted(config.batches):
                 x = _batch_input(images, batch)
-                runners = _runners(config, engines, artifacts, openvino, encoder, x, threads, precisions,
-                                   notes)
+                runners = _runners(engines, artifacts, openvino, encoder, x, threads, precisions, notes)
                 if reference is None:
                     single = openvino.compile(1, threads, "LATENCY", "f32")
                     reference = np.concatenate([single(_batch_input(images[i:i + 1], 1))[0]
@@ -237,23 +238,21 @@ def _end_to_end(config: BenchmarkConfig, artifacts: Artifacts, images: np.ndarra
                 progress: ProgressFn) -> list[dict[str, Any]]:
     """Hash + search latency per backend and thread count: OpenVINO, and PyTorch and ONNX
     Runtime when they are measured (each through the backend `dnh search` would use)."""
-    from dnhcli.core.backends import Backend, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
+    from dnhcli.core.backends import load_backend
 
     if config.e2e_codes == 0 and config.db is None:
         return []
-    paths: list[tuple[str, Path]] = [("openvino", artifacts.xml)]
+    paths = [artifacts.xml]  # the model files whose backends `dnh search` would use
     if artifacts.checkpoint is not None and "pytorch" in config.engines:
-        paths.append(("pytorch", artifacts.checkpoint))
+        paths.append(artifacts.checkpoint)
     if artifacts.onnx is not None and "onnxruntime" in config.engines and eng.onnxruntime_available():
-        paths.append(("onnxruntime", artifacts.onnx))
+        paths.append(artifacts.onnx)
     out = []
     db_path = config.db
     steps = len(config.threads) * len(paths)
     for t_index, threads in enumerate(config.threads):
-        for p_index, (name, path) in enumerate(paths):
-            backend: Backend = (OpenVINOBackend.load(path, threads) if name == "openvino" else
-                                OnnxRuntimeBackend.load(path, threads) if name == "onnxruntime" else
-                                TorchBackend.load(path))
+        for p_index, path in enumerate(paths):
+            backend = load_backend(path, threads)  # by suffix: .xml, .pt or .onnx
             if db_path is None:
                 progress("end-to-end database", 0, 1, f"{config.e2e_codes:,} random codes")
                 db_path = random_database(scratch / "e2e-db", backend, config.e2e_codes, config.seed)
