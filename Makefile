@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	$(BIN)/python -c "from dnhcli.core import ranking, search; search.warm_up(); ranking.warm_up()"  # numba, once
+	$(BIN)/python -c "from dnhcli.index import ranking, search; search.warm_up(); ranking.warm_up()"  # numba, once
 	touch $@
 
 ## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.

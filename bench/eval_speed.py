@@ -22,9 +22,9 @@ import numpy as np
 
 
 def _one(queries: int, gallery: int, bits: int, threads: int, tie_break: str) -> dict[str, float]:
-    from dnhcli.core.codes import pack_codes
-    from dnhcli.core.evaluation import evaluate_codes
-    from dnhcli.core.search import warm_up
+    from dnhcli.evaluation.protocol import evaluate_codes
+    from dnhcli.index.codes import pack_codes
+    from dnhcli.index.search import warm_up
 
     warm_up()
     rng = np.random.default_rng(0)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from dnhcli.core.errors import DnhError
-from dnhcli.core.hashdb import HashDB
+from dnhcli.errors import DnhError
+from dnhcli.index.hashdb import HashDB
 
 BITS = 48
 HERE = Path(__file__).resolve().parent

@@ -17,9 +17,9 @@ import numpy as np
 from fault_common import BITS, Tally, answers, check_holds, expected, queries_for, start_writer
 from fault_kill import fresh_db, only_referenced
 
-from dnhcli.core.errors import DataError, DnhError
-from dnhcli.core.hashdb import HashDB
-from dnhcli.core.hashdb_segments import OFFSET_DTYPE
+from dnhcli.errors import DataError, DnhError
+from dnhcli.index.hashdb import HashDB
+from dnhcli.index.segments import OFFSET_DTYPE
 
 
 def _outcome(path: Path, queries: np.ndarray, pristine: dict[str, Any]) -> str:

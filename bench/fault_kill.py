@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from fault_common import BITS, Tally, check_holds, expected, sizes, start_writer
 
-from dnhcli.core.hashdb import HashDB
-from dnhcli.core.hashdb_segments import CRASH_ENV, MANIFEST, is_segment_file, leftover_of_create
+from dnhcli.index.hashdb import HashDB
+from dnhcli.index.segments import CRASH_ENV, MANIFEST, is_segment_file, leftover_of_create
 
 APPEND_POINTS = ["mid-codes", "after-codes", "mid-meta", "after-meta", "before-manifest",
                  "mid-manifest", "after-manifest"]

@@ -23,8 +23,8 @@ from fault_common import OUTCOMES, Tally, writer
 
 
 def _tiny_model(work: Path) -> Path:
-    from dnhcli.core.prepare import PrepareConfig, prepare_dataset
-    from dnhcli.core.train import Hyperparams, TrainConfig, train
+    from dnhcli.data.prepare import PrepareConfig, prepare_dataset
+    from dnhcli.training.trainer import Hyperparams, TrainConfig, train
 
     data = work / "data"
     prepare_dataset(PrepareConfig(out=data, synthetic=True, synthetic_per_class=20, seed=0))

@@ -30,13 +30,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_report import write_report  # noqa: E402
 
-from dnhcli.core.backends import load_backend  # noqa: E402
-from dnhcli.core.baselines import fit_baseline  # noqa: E402
-from dnhcli.core.codes import codes_from_continuous  # noqa: E402
-from dnhcli.core.dataset import PreparedDataset  # noqa: E402
-from dnhcli.core.evaluation import evaluate_codes  # noqa: E402
-from dnhcli.core.prepare import PrepareConfig, prepare_dataset  # noqa: E402
-from dnhcli.core.train import Hyperparams, TrainConfig, train  # noqa: E402
+from dnhcli.data.dataset import PreparedDataset  # noqa: E402
+from dnhcli.data.prepare import PrepareConfig, prepare_dataset  # noqa: E402
+from dnhcli.deploy.backends import load_backend  # noqa: E402
+from dnhcli.evaluation.baselines import fit_baseline  # noqa: E402
+from dnhcli.evaluation.protocol import evaluate_codes  # noqa: E402
+from dnhcli.index.codes import codes_from_continuous  # noqa: E402
+from dnhcli.training.trainer import Hyperparams, TrainConfig, train  # noqa: E402
 
 KS = (10, 100, 1000)
 # Each training child gets one thread of everything: --threads 1 alone left an OpenMP worker

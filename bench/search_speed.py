@@ -14,9 +14,9 @@ import argparse
 import json
 import sys
 
-from dnhcli.core.bench_search import SearchSpeed, benchmark_search
-from dnhcli.core.codes import validate_bits
-from dnhcli.core.errors import DnhError
+from dnhcli.bench.search_speed import SearchSpeed, benchmark_search
+from dnhcli.errors import DnhError
+from dnhcli.index.codes import validate_bits
 
 
 def _ints(text: str) -> list[int]:

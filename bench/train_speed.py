@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from dnhcli.core.bench_train import benchmark_training
-from dnhcli.core.dataset import PreparedDataset
-from dnhcli.core.train import Hyperparams
+from dnhcli.bench.train_speed import benchmark_training
+from dnhcli.data.dataset import PreparedDataset
+from dnhcli.training.trainer import Hyperparams
 
 
 def main() -> None:

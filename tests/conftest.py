@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dnhcli.core import medmnist_source
+from dnhcli.data import medmnist_source
 
 REAL_MEDMNIST = Path(os.environ.get(
     "DNH_TEST_MEDMNIST", Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"))
@@ -58,7 +58,7 @@ def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small prepared synthetic dataset (30 images per class), made once per session."""
-    from dnhcli.core.prepare import PrepareConfig, prepare_dataset
+    from dnhcli.data.prepare import PrepareConfig, prepare_dataset
 
     out = tmp_path_factory.mktemp("data") / "synthetic"
     prepare_dataset(PrepareConfig(out=out, synthetic=True, synthetic_per_class=30, seed=0))
@@ -68,7 +68,7 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16-bit model trained for 3 epochs on the synthetic set: its last.pt."""
-    from dnhcli.core.train import Hyperparams, TrainConfig, train
+    from dnhcli.training.trainer import Hyperparams, TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "run"
     hp = Hyperparams(epochs=3, batch_size=64, bits=16, seed=0)
@@ -78,7 +78,7 @@ def trained_model(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def exported(trained_model: Path, synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`trained_model` exported by `dnh export` (ONNX + OpenVINO IR), checked to hash alike."""
-    from dnhcli.core.export import ExportConfig, export_model
+    from dnhcli.deploy.export import ExportConfig, export_model
 
     out = tmp_path_factory.mktemp("export") / "model"
     result = export_model(ExportConfig(model=trained_model, out=out, data=synthetic_dataset))

@@ -4,18 +4,20 @@ Runtime, side by side in one run, plus end-to-end query latency."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from dnhcli.bench.config import BenchmarkConfig
+from dnhcli.bench.engines import ENGINES
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import JsonOpt, ModelOpt, SeedOpt, int_list
 from dnhcli.cli.output import info, run_and_report, stdout
-from dnhcli.core.bench_engines import ENGINES
-from dnhcli.core.bench_infer import BenchmarkConfig, run_benchmark
-from dnhcli.core.bench_report import BenchmarkReport
+
+if TYPE_CHECKING:
+    from dnhcli.bench.report import BenchmarkReport
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -60,6 +62,8 @@ def benchmark_command(
                              precisions=_names(precision), device=device, seconds=seconds, rounds=rounds,
                              data=data, e2e_codes=e2e_codes, e2e_queries=e2e_queries, e2e_k=k, db=db,
                              seed=seed)
+    from dnhcli.bench.infer import run_benchmark
+
     run_and_report(json, lambda progress: run_benchmark(config, progress), _render)
 
 

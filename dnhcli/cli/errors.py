@@ -15,7 +15,7 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from dnhcli.cli.output import stderr
-from dnhcli.core.errors import DnhError
+from dnhcli.errors import DnhError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG_ENV = "DNH_DEBUG"

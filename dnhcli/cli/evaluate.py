@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -11,7 +11,9 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DataOpt, ForceOpt, JsonOpt, ModelOpt, ThreadsOpt, int_list
 from dnhcli.cli.output import info, run_and_report, stdout
-from dnhcli.core.evaluate import EvalConfig, EvalReport, evaluate
+
+if TYPE_CHECKING:
+    from dnhcli.evaluation.evaluate import EvalReport
 
 
 @handle_errors
@@ -40,6 +42,8 @@ def evaluate_command(
     Reports the reference protocol (organ relevance), the strict one (organ and disease),
     and the expected figures over random orders of tied codes; see docs/EVALUATION.md.
     """
+    from dnhcli.evaluation.evaluate import EvalConfig, evaluate
+
     config = EvalConfig(model=model, data=data, db=db, ks=int_list(k, "-k"), tie_break=tie_break,
                         radius=radius, threads=threads, dump=dump, plot=plot, force=force)
     run_and_report(json, lambda progress: evaluate(config, progress), _render)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -11,7 +11,9 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import ForceOpt, JsonOpt, ModelOpt, OutDirOpt
 from dnhcli.cli.output import run_and_report, stdout
-from dnhcli.core.export import ExportConfig, ExportResult, export_model
+
+if TYPE_CHECKING:
+    from dnhcli.deploy.export import ExportResult
 
 
 @handle_errors
@@ -34,6 +36,8 @@ def export_command(
     checks that OpenVINO CPU and ONNX Runtime give PyTorch's sign bits on verification images.
     `dnh hash`, `dnh search` and `dnh evaluate` take the encoder.xml as --model.
     """
+    from dnhcli.deploy.export import ExportConfig, export_model
+
     config = ExportConfig(model=model, out=out, data=data, verify_count=verify_count, force=force, int8=int8)
     run_and_report(json, lambda progress: export_model(config), _render)
 

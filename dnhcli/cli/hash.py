@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
 from dnhcli.cli.output import run_and_report, stdout
-from dnhcli.core.hashing import HashConfig, HashResult, hash_into_db
-from dnhcli.core.images import CHUNK
+from dnhcli.data.images import CHUNK
+
+if TYPE_CHECKING:
+    from dnhcli.retrieval.hashing import HashResult
 
 
 @handle_errors
@@ -38,6 +40,8 @@ def hash_command(
     are all checked before the database is touched; an interrupted run keeps the chunks
     it finished.
     """
+    from dnhcli.retrieval.hashing import HashConfig, hash_into_db
+
     config = HashConfig(model=model, db=db, inputs=tuple(inputs or ()), data=data, split=split,
                         chunk=chunk)
     run_and_report(json, lambda progress: hash_into_db(config, progress), _render)

@@ -32,7 +32,7 @@ DbOpt = Annotated[Path, typer.Option(
 
 def int_list(text: str, option: str) -> tuple[int, ...]:
     """Comma-separated positive integers, e.g. `-k 10,100,1000`."""
-    from dnhcli.core.errors import InputError
+    from dnhcli.errors import InputError
 
     try:
         values = tuple(int(part) for part in text.split(","))

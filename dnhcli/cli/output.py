@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from dnhcli.core.progress import ProgressFn, no_progress
+from dnhcli.progress import ProgressFn, no_progress
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)

@@ -11,10 +11,10 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import ForceOpt, JsonOpt, OutDirOpt, SeedOpt
 from dnhcli.cli.output import run_and_report, stdout
-from dnhcli.core.errors import InputError
-from dnhcli.core.medmnist_source import DEFAULT_SUBSETS, ROOT_ENV
-from dnhcli.core.prepare import SYNTHETIC_PER_CLASS, PrepareConfig, PrepareResult, prepare_dataset
-from dnhcli.core.splits import SPLITS, parse_ratios
+from dnhcli.data.medmnist_source import DEFAULT_SUBSETS, ROOT_ENV
+from dnhcli.data.prepare import SYNTHETIC_PER_CLASS, PrepareConfig, PrepareResult, prepare_dataset
+from dnhcli.data.splits import SPLITS, parse_ratios
+from dnhcli.errors import InputError
 
 
 @handle_errors

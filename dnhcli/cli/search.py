@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -14,9 +14,11 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
 from dnhcli.cli.output import emit_json, info, stdout, stream_json
-from dnhcli.core.errors import InputError
-from dnhcli.core.images import CHUNK
-from dnhcli.core.retrieval import QueryResult, SearchConfig, SearchResult, iter_search, search
+from dnhcli.data.images import CHUNK
+from dnhcli.errors import InputError
+
+if TYPE_CHECKING:
+    from dnhcli.retrieval.query import QueryResult
 
 
 @handle_errors
@@ -45,13 +47,15 @@ def search_command(
     Results are printed as they come (with --json, as one JSON document with one query per
     line), so any number of queries can be searched in bounded memory.
     """
+    from dnhcli.retrieval.query import SearchConfig, SearchResult, iter_search, search
+
     if montage is not None and montage.suffix.lower() != ".png":
         raise InputError(f"--montage must name a .png file, got {montage}")
     config = SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius,
                           tie_break=tie_break, chunk=chunk)
     began = time.perf_counter()
     if montage is not None:
-        from dnhcli.core.montage import write_montage
+        from dnhcli.retrieval.montage import write_montage
 
         result = search(config)
         write_montage(result, montage)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -10,7 +10,10 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import BitsOpt, DataOpt, ForceOpt, JsonOpt, OutDirOpt, SeedOpt, ThreadsOpt
 from dnhcli.cli.output import run_and_report, stdout
-from dnhcli.core.train import Hyperparams, TrainConfig, TrainResult, train
+from dnhcli.training.config import Hyperparams, TrainConfig
+
+if TYPE_CHECKING:
+    from dnhcli.training.trainer import TrainResult
 
 _D = Hyperparams()
 
@@ -79,6 +82,8 @@ def train_command(
                           weight_decay=weight_decay, label_smoothing=label_smoothing)
     config = TrainConfig(data=data, out=out, hparams=hparams, threads=threads, resume=resume,
                          force=force, val_every=val_every)
+    from dnhcli.training.trainer import train
+
     run_and_report(json, lambda progress: train(config, progress), _render)
 
 

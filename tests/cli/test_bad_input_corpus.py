@@ -103,7 +103,7 @@ FILE_CASES += [
 
 def bits32(p: dict[str, Any]) -> None:
     """A consistent 32-bit checkpoint of the same architecture."""
-    from dnhcli.core.models import create_model
+    from dnhcli.models.registry import create_model
 
     torch.manual_seed(1)
     p["bits"], p["model"] = 32, create_model(p["arch"], 32, len(p["class_names"])).state_dict()

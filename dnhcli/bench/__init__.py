@@ -1,0 +1,1 @@
+"""Benchmarks: inference engines, timed runs and their reports, search and training speed."""

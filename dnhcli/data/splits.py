@@ -1,0 +1,65 @@
+"""Seeded, class-stratified splitting of a pooled dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dnhcli.errors import InputError
+
+SPLITS = ("train", "val", "gallery", "query")
+DEFAULT_RATIOS = (6.0, 1.0, 2.0, 1.0)
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """'6:1:2:1' -> (6.0, 1.0, 2.0, 1.0): four positive numbers for train:val:gallery:query."""
+    parts = text.replace(",", ":").split(":")
+    try:
+        ratios = tuple(float(p) for p in parts)
+    except ValueError:
+        ratios = ()
+    if len(ratios) != len(SPLITS) or not all(np.isfinite(r) and r > 0 for r in ratios):
+        raise InputError(
+            f"malformed --ratios {text!r}",
+            hint="give four positive numbers for train:val:gallery:query, e.g. 6:1:2:1",
+        )
+    return ratios
+
+
+def allocate(n: int, ratios: Sequence[float]) -> np.ndarray:
+    """Split `n` items by `ratios` with the largest-remainder rule (each count within 1 of
+    its exact share), then make sure every split gets an item when there are enough."""
+    shares = n * np.asarray(ratios, dtype=np.float64) / float(np.sum(ratios))
+    counts = np.floor(shares).astype(np.int64)
+    order = np.argsort(-(shares - counts), kind="stable")
+    counts[order[: n - int(counts.sum())]] += 1
+    if n >= len(counts):
+        while (counts == 0).any():
+            counts[np.argmax(counts)] -= 1
+            counts[np.flatnonzero(counts == 0)[0]] += 1
+    return counts
+
+
+def stratified_split(classes: np.ndarray, ratios: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Indices of each split: every class is shuffled and cut by `ratios` on its own, then each
+    split is shuffled so that the classes are interleaved (gallery order breaks ties later)."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in ratios]
+    for label in np.unique(classes):
+        members = rng.permutation(np.flatnonzero(classes == label))
+        for split, chunk in enumerate(np.split(members, np.cumsum(allocate(len(members), ratios))[:-1])):
+            parts[split].append(chunk)
+    return [rng.permutation(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
+
+
+def cap_per_class(classes: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted indices keeping at most `limit` random items of each class."""
+    if limit < 1:
+        raise InputError(f"--max-per-class must be at least 1, got {limit}")
+    rng = np.random.default_rng([seed, 1])
+    kept = [
+        rng.permutation(members)[:limit]
+        for members in (np.flatnonzero(classes == c) for c in np.unique(classes))
+    ]
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)

@@ -1,0 +1,134 @@
+"""An embedded, procedurally generated dataset in MedMNIST `.npz` form (no files, no network).
+
+Three organ groups whose global layout differs (so the organ is obvious) and whose
+diseases are small local changes (so disease-level retrieval is a real test):
+
+- Brain (axial-MRI-like: skull ring, grey tissue, ventricles): normal, tumor (small
+  bright blob), cyst (small dark blob).
+- Lung (chest-X-ray-like: two dark lung fields): normal, nodule (small bright spot in
+  a lung), effusion (fluid level filling the base of one lung).
+- Cell (histology-like: scattered dark nuclei): normal, atypia (a few enlarged, darker
+  nuclei).
+
+Every image has its own position, size, contrast and noise, drawn from a generator
+seeded by (seed, organ), so the same seed always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from dnhcli.data.medmnist_source import OFFICIAL_SPLITS, SubsetInfo
+
+SIDE = 28
+VERSION = 1
+_OFFICIAL_SHARES = (0.7, 0.1, 0.2)
+_YY, _XX = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+
+Renderer = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _disc(cy: float, cx: float, ry: float, rx: float | None = None) -> np.ndarray:
+    """Anti-aliased filled ellipse in [0, 1]."""
+    rx = ry if rx is None else rx
+    dist = np.sqrt(((_YY - cy) / ry) ** 2 + ((_XX - cx) / rx) ** 2)
+    return np.clip((1.0 - dist) * min(ry, rx) + 0.5, 0.0, 1.0)
+
+
+def _finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Global contrast jitter and sensor noise, then uint8."""
+    img = img * rng.uniform(0.85, 1.15) + rng.uniform(-12, 12)
+    img = img + rng.normal(0.0, rng.uniform(3.0, 8.0), img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _brain(rng: np.random.Generator, disease: int) -> np.ndarray:
+    cy, cx = SIDE / 2 + rng.uniform(-1.5, 1.5, 2)
+    ay, ax = rng.uniform(10.0, 12.0), rng.uniform(8.5, 10.5)
+    outer, inner = _disc(cy, cx, ay, ax), _disc(cy, cx, ay - 1.6, ax - 1.6)
+    img = np.full((SIDE, SIDE), rng.uniform(5, 25), np.float32)
+    img += (outer - inner) * rng.uniform(190, 235)
+    img += inner * rng.uniform(95, 135)
+    for side in (-1, 1):  # two ventricles beside the midline
+        img -= _disc(cy, cx + side * rng.uniform(1.6, 2.4), rng.uniform(2.5, 3.5), 1.2) * 55
+    if disease:
+        angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(3.5, 6.0)
+        ly, lx = cy + radius * np.sin(angle) * 0.9, cx + radius * np.cos(angle)
+        size = rng.uniform(1.6, 2.6)
+        img += _disc(ly, lx, size) * (rng.uniform(55, 85) if disease == 1 else -rng.uniform(55, 75))
+    return _finish(rng, img)
+
+
+def _lung(rng: np.random.Generator, disease: int) -> np.ndarray:
+    dy, dx = rng.uniform(-1.5, 1.5, 2)
+    img = np.full((SIDE, SIDE), rng.uniform(150, 185), np.float32) + (_YY - SIDE / 2) * 1.5
+    fields = []
+    for side in (-1, 1):
+        cy, cx = SIDE / 2 + dy, SIDE / 2 + dx + side * rng.uniform(5.0, 6.0)
+        field = _disc(cy, cx, rng.uniform(9.0, 10.5), rng.uniform(3.8, 4.8))
+        fields.append((field, cy, cx))
+        ribs = 1.0 + 0.12 * np.sin(_YY * rng.uniform(1.1, 1.3) + rng.uniform(0, 6))
+        img -= field * rng.uniform(85, 115) * ribs
+    field, cy, cx = fields[rng.integers(2)]
+    if disease == 1:  # nodule inside one lung field
+        ny, nx = cy + rng.uniform(-6, 6), cx + rng.uniform(-1.5, 1.5)
+        img += _disc(ny, nx, rng.uniform(1.3, 2.1)) * rng.uniform(65, 95) * (field > 0.5)
+    elif disease == 2:  # effusion: fluid level with a meniscus filling the base
+        level = cy + rng.uniform(2.0, 5.0) - 0.15 * (_XX - cx) ** 2
+        img += field * (_YY > level) * rng.uniform(60, 85)
+    return _finish(rng, img)
+
+
+def _cell(rng: np.random.Generator, disease: int) -> np.ndarray:
+    img = np.full((SIDE, SIDE), rng.uniform(185, 215), np.float32)
+    img += 10 * np.sin(_XX * rng.uniform(0.3, 0.6) + _YY * rng.uniform(0.2, 0.5))
+    count = int(rng.integers(12, 19))
+    centres = rng.uniform(2, SIDE - 2, (count, 2))
+    for k, (ny, nx) in enumerate(centres):
+        big = disease == 1 and k < 3
+        radius = rng.uniform(2.3, 2.9) if big else rng.uniform(1.1, 1.8)
+        img -= _disc(ny, nx, radius) * (rng.uniform(120, 150) if big else rng.uniform(80, 110))
+    return _finish(rng, img)
+
+
+ORGANS: dict[str, tuple[tuple[str, ...], Renderer]] = {
+    "Brain": (("normal", "tumor", "cyst"), _brain),
+    "Lung": (("normal", "nodule", "effusion"), _lung),
+    "Cell": (("normal", "atypia"), _cell),
+}
+
+
+def synthetic_infos() -> list[SubsetInfo]:
+    """One pseudo-subset per synthetic organ, shaped like MedMNIST metadata."""
+    return [
+        SubsetInfo(
+            flag=f"synthetic-{organ.lower()}",
+            organ=organ,
+            label_names=diseases,
+            diseases=diseases,
+            task="multi-class",
+            channels=1,
+            license="CC0-1.0 (generated by dnh)",
+            source=f"synthetic v{VERSION}",
+        )
+        for organ, (diseases, _) in ORGANS.items()
+    ]
+
+
+def generate_subset(info: SubsetInfo, per_class: int, seed: int) -> dict[str, np.ndarray]:
+    """Arrays of one synthetic subset, keyed like a MedMNIST `.npz` (`train_images`, ...)."""
+    organ_index = list(ORGANS).index(info.organ)
+    diseases, render = ORGANS[info.organ]
+    rng = np.random.default_rng([seed, organ_index])
+    labels = np.repeat(np.arange(len(diseases)), per_class)
+    rng.shuffle(labels)
+    images = np.stack([render(rng, int(d)) for d in labels]) if len(labels) else (
+        np.zeros((0, SIDE, SIDE), np.uint8))
+    bounds = np.cumsum([round(share * len(labels)) for share in _OFFICIAL_SHARES[:-1]])
+    arrays: dict[str, np.ndarray] = {}
+    for split, part in zip(OFFICIAL_SPLITS, np.split(np.arange(len(labels)), bounds)):
+        arrays[f"{split}_images"] = images[part]
+        arrays[f"{split}_labels"] = labels[part].astype(np.uint8)[:, None]
+    return arrays

@@ -1,0 +1,1 @@
+"""Deploy: inference backends (PyTorch, OpenVINO, ONNX Runtime), export to ONNX and OpenVINO IR, INT8."""

@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics, the reference and tie-aware protocols, plots and baselines."""

@@ -1,0 +1,378 @@
+"""The files of a hash database: segments (written, memory-mapped, verified), the manifest
+(read and checked) and the metadata lines (encoded).
+
+A segment holds the codes and metadata of a contiguous id range `start .. start+count-1`
+in three files (see `dnhcli.index.hashdb` for the whole layout and the crash-safety
+argument); files are written once, fsynced, and never modified afterwards.
+
+The test hook `crash_point` kills the process with SIGKILL when the environment
+variable `DNH_TEST_CRASH_AT` names the point reached; the tests use it to show that
+an append or a compaction killed at any of these points leaves a consistent database.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import re
+import signal
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnhcli.errors import DataError, InputError
+from dnhcli.manifest import canonical_json, json_digest
+
+FORMAT = "dnh-hashdb"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+CRASH_ENV = "DNH_TEST_CRASH_AT"
+SEGMENT_NAME = re.compile(r"^seg-\d{6}$")
+# kind -> file suffix; the manifest records bytes and crc32 per kind
+SUFFIXES = {"codes": ".codes", "meta": ".meta.jsonl", "offsets": ".meta.idx"}
+OFFSET_DTYPE = np.dtype("<u8")
+_CHUNK = 8 << 20
+MAX_DEPTH = 32  # nesting levels allowed in a metadata record
+_CORRUPT_HINT = "the database was damaged or edited; rebuild it (e.g. `dnh hash` again)"
+
+
+def crash_point(name: str) -> None:
+    """Test hook: SIGKILL this process if `DNH_TEST_CRASH_AT` equals `name` (never set in use)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def segment_name(number: int) -> str:
+    return f"seg-{number:06d}"
+
+
+def segment_files(folder: Path, name: str) -> dict[str, Path]:
+    """The three file paths of segment `name`, keyed by kind."""
+    return {kind: folder / f"{name}{suffix}" for kind, suffix in SUFFIXES.items()}
+
+
+def is_segment_file(filename: str) -> bool:
+    """Whether `filename` looks like a segment file (so an unreferenced one may be cleaned)."""
+    return any(filename.endswith(s) and SEGMENT_NAME.match(filename[: -len(s)])
+               for s in SUFFIXES.values())
+
+
+def _bytes_view(data: bytes | np.ndarray) -> memoryview:
+    return (data.data if isinstance(data, np.ndarray) else memoryview(data)).cast("B")
+
+
+class FileWriter:
+    """A new file written in pieces, with a running crc32, fsynced on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed in finish()
+        self.crc = 0
+        self.bytes = 0
+
+    def write(self, data: bytes | np.ndarray) -> None:
+        view = _bytes_view(data)
+        self.crc = zlib.crc32(view, self.crc)
+        self.bytes += len(view)
+        self.handle.write(view)
+
+    def write_half_then_crash(self, data: bytes | np.ndarray, point: str) -> None:
+        """Test hook: if `point` is the crash point, write half of `data`, then crash (a torn file)."""
+        if os.environ.get(CRASH_ENV) == point:
+            view = _bytes_view(data)
+            self.handle.write(view[: len(view) // 2])
+            self.handle.flush()
+            crash_point(point)
+
+    def finish(self) -> dict[str, Any]:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        return {"bytes": self.bytes, "crc32": f"{self.crc:08x}"}
+
+
+def join_lines(records: list[bytes]) -> tuple[bytes, np.ndarray]:
+    """JSON lines (one per item) and their (n+1) byte offsets."""
+    offsets = np.zeros(len(records) + 1, dtype=OFFSET_DTYPE)
+    np.cumsum([len(r) for r in records], out=offsets[1:])
+    return b"".join(records), offsets
+
+
+def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[bytes]) -> dict[str, Any]:
+    """Write a new segment from in-memory codes and encoded metadata lines; returns its files' facts."""
+    paths = segment_files(folder, name)
+    lines, offsets = join_lines(records)
+    facts: dict[str, Any] = {}
+    codes = np.ascontiguousarray(codes)
+    writer = FileWriter(paths["codes"])
+    writer.write_half_then_crash(codes, "mid-codes")
+    writer.write(codes)
+    facts["codes"] = writer.finish()
+    crash_point("after-codes")
+    writer = FileWriter(paths["meta"])
+    writer.write_half_then_crash(lines, "mid-meta")
+    writer.write(lines)
+    facts["meta"] = writer.finish()
+    crash_point("after-meta")
+    writer = FileWriter(paths["offsets"])
+    writer.write(offsets)
+    facts["offsets"] = writer.finish()
+    return facts
+
+
+def merge_segments(folder: Path, name: str, sources: list[Segment]) -> dict[str, Any]:
+    """Write a new segment holding `sources` back to back (streamed, ids in order)."""
+    paths = segment_files(folder, name)
+    facts: dict[str, Any] = {}
+    for kind in ("codes", "meta"):
+        writer = FileWriter(paths[kind])
+        for source in sources:
+            for block in _read_blocks(source.paths[kind]):
+                writer.write(block)
+        facts[kind] = writer.finish()
+        crash_point(f"compact-after-{kind}")
+    writer = FileWriter(paths["offsets"])
+    base = 0
+    writer.write(np.zeros(1, dtype=OFFSET_DTYPE))
+    for source in sources:
+        step = _CHUNK // OFFSET_DTYPE.itemsize
+        for i in range(1, source.count + 1, step):
+            writer.write(source.offsets[i: i + step] + np.uint64(base))
+        base += int(source.offsets[-1])
+    facts["offsets"] = writer.finish()
+    return facts
+
+
+def _read_blocks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            yield block
+
+
+def _read_u64(path: Path, index: int) -> int:
+    """One offset, read without touching the memory map (a touched page can map a whole
+    multi-megabyte page-cache folio into this process)."""
+    with open(path, "rb") as handle:
+        return int(np.frombuffer(os.pread(handle.fileno(), 8, 8 * index), OFFSET_DTYPE)[0])
+
+
+def _map(path: Path, size: int) -> np.ndarray:
+    """Read-only memory map of a whole file as uint8 (pages load only when touched)."""
+    with open(path, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+    return np.frombuffer(mapped, dtype=np.uint8)
+
+
+@dataclass
+class Segment:
+    """One committed segment, memory-mapped; ids `start .. start+count-1`."""
+
+    name: str
+    start: int
+    count: int
+    files: dict[str, dict[str, Any]]
+    paths: dict[str, Path]
+    codes: np.ndarray  # (count, bytes per code) uint8
+    meta: np.ndarray  # uint8 JSON lines
+    offsets: np.ndarray  # (count + 1,) little-endian uint64
+
+    @classmethod
+    def open(cls, folder: Path, entry: dict[str, Any], code_bytes: int) -> Segment:
+        """Map a segment's files after checking their sizes against the manifest `entry`.
+
+        Raises FileNotFoundError for a missing file (the caller may retry with a newer
+        manifest) and DataError for any other mismatch.
+        """
+        name, count = entry["name"], entry["count"]
+        paths = segment_files(folder, name)
+        expected = {"codes": count * code_bytes, "offsets": (count + 1) * OFFSET_DTYPE.itemsize,
+                    "meta": entry["files"]["meta"]["bytes"]}
+        for kind, path in paths.items():
+            size = path.stat().st_size
+            if size != expected[kind] or entry["files"][kind]["bytes"] != expected[kind]:
+                raise DataError(f"hash database file {path} has {size} bytes, the manifest expects "
+                                f"{expected[kind]} (truncated or changed)", hint=_CORRUPT_HINT)
+        codes = _map(paths["codes"], expected["codes"]).reshape(count, code_bytes)
+        offsets = _map(paths["offsets"], expected["offsets"]).view(OFFSET_DTYPE)
+        meta = _map(paths["meta"], expected["meta"])
+        if _read_u64(paths["offsets"], 0) != 0 or _read_u64(paths["offsets"], count) != len(meta):
+            raise DataError(f"hash database file {paths['offsets']} does not match "
+                            f"{paths['meta'].name}", hint=_CORRUPT_HINT)
+        return cls(name, entry["start"], count, entry["files"], paths, codes, meta, offsets)
+
+    def verify(self) -> None:
+        """Check each file's crc32 and that the offsets increase; DataError names the bad file.
+
+        Files are read in chunks rather than through the maps, so verifying keeps no memory."""
+        buffer = bytearray(_CHUNK)
+        for kind, path in self.paths.items():
+            crc, last, increasing = 0, -1, True
+            with open(path, "rb", buffering=0) as handle:
+                while size := handle.readinto(buffer):
+                    block = memoryview(buffer)[:size]
+                    crc = zlib.crc32(block, crc)
+                    if kind == "offsets":  # chunks are a multiple of 8 bytes
+                        values = np.frombuffer(block, OFFSET_DTYPE)
+                        increasing &= bool(int(values[0]) > last and np.all(values[1:] > values[:-1]))
+                        last = int(values[-1])
+            if f"{crc:08x}" != self.files[kind]["crc32"]:
+                raise DataError(f"hash database file {path} fails its checksum (crc32): it is "
+                                "corrupt or was changed", hint=_CORRUPT_HINT)
+            if not increasing:
+                raise DataError(f"hash database file {path} holds offsets that do not increase",
+                                hint=_CORRUPT_HINT)
+
+    def record(self, local: int) -> dict[str, Any]:
+        """Metadata of item `local` of this segment (parsed from its one JSON line)."""
+        begin, end = int(self.offsets[local]), int(self.offsets[local + 1])
+        try:
+            if not begin < end <= len(self.meta):
+                raise ValueError("offsets out of range")
+            value = json.loads(self.meta[begin:end].tobytes())
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise DataError(f"metadata of item {self.start + local} in {self.paths['meta']} is "
+                            f"unreadable ({exc})", hint=_CORRUPT_HINT) from None
+        return value
+
+
+# ---- the manifest and the metadata lines ---------------------------------------------------
+def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return {**body, "manifest_sha256": json_digest(body)}
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Read and check a database manifest; any problem is a DataError naming the file."""
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise DataError(f"hash database not found: {path}", hint="create one with `dnh hash`")
+    try:
+        text = file.read_bytes().decode("utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise DataError(f"not a dnh hash database: {path} (no {MANIFEST})",
+                        hint="create one with `dnh hash`") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"hash database manifest {file} is unreadable or corrupt ({exc})",
+                        hint=_CORRUPT_HINT) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise DataError(f"not a dnh hash database: {file} is not a {FORMAT} manifest")
+    version = data.get("format_version")
+    newer = isinstance(version, int) and version > FORMAT_VERSION
+    if not newer and (text != canonical_json(data) or data != sealed(data)):
+        raise DataError(f"hash database manifest {file} fails its checksum (corrupt or edited)",
+                        hint=_CORRUPT_HINT)
+    if version != FORMAT_VERSION:
+        raise DataError(f"hash database manifest {file} has format version {version}, "
+                        f"this dnh reads version {FORMAT_VERSION}",
+                        hint="use the dnh version that wrote it, or rebuild the database")
+    try:
+        _check_schema(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(f"hash database manifest {file} is inconsistent ({exc})",
+                        hint=_CORRUPT_HINT) from None
+    return data
+
+
+def _check_schema(data: dict[str, Any]) -> None:
+    """Raise ValueError/KeyError/TypeError if the manifest's fields disagree with each other."""
+    bits = data["bits"]
+    if not isinstance(bits, int) or bits % 8 or not 8 <= bits <= 128 or data["code_bytes"] != bits // 8:
+        raise ValueError(f"bad bit length {bits!r}")
+    start = 0
+    for entry in data["segments"]:
+        number = int(entry["name"][4:]) if SEGMENT_NAME.match(entry["name"]) else -1
+        if not 0 <= number < data["next_segment"]:
+            raise ValueError(f"bad segment name {entry['name']!r}")
+        if (entry["start"] != start or not isinstance(entry["count"], int) or entry["count"] < 1
+                or entry["files"]["meta"]["bytes"] < 3 * entry["count"]):  # "{}\n" at least
+            raise ValueError(f"segment {entry['name']} does not follow its predecessor")
+        if set(entry["files"]) != set(SUFFIXES) or not all(
+                isinstance(f["bytes"], int) and isinstance(f["crc32"], str) for f in entry["files"].values()):
+            raise ValueError(f"segment {entry['name']} lists bad files")
+        start += entry["count"]
+    if data["count"] != start:
+        raise ValueError(f"count {data['count']} != {start}, the sum of the segment sizes")
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[Segment]]:
+    """Read the manifest and map its segments; retries if a writer replaced files meanwhile."""
+    for _ in range(5):
+        manifest = read_manifest(path)
+        try:
+            return manifest, [Segment.open(path, entry, manifest["code_bytes"])
+                              for entry in manifest["segments"]]
+        except FileNotFoundError as exc:
+            if read_manifest(path)["manifest_sha256"] == manifest["manifest_sha256"]:
+                raise DataError(f"hash database file {exc.filename} is missing", hint=_CORRUPT_HINT) from None
+        except OSError as exc:
+            raise DataError(f"cannot read hash database file {exc.filename}: {exc.strerror}") from None
+    raise DataError(f"hash database {path} keeps changing while it is opened",
+                    hint="retry when the writer has finished")
+
+
+def leftover_of_create(filename: str) -> bool:
+    """Files an interrupted `create` may leave in an otherwise empty folder."""
+    return filename == LOCK or filename.startswith(f".{MANIFEST}.tmp-")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def encode_metadata(metadata: Sequence[Mapping[str, Any]] | None,
+                    n: int) -> tuple[list[bytes], dict[int, Any]]:
+    """One JSON line per item, and the ids the caller gave (position -> id) to check later."""
+    if metadata is None:
+        return [b"{}\n"] * n, {}
+    if isinstance(metadata, (str, bytes, Mapping)) or not isinstance(metadata, Sequence):
+        raise InputError(f"metadata must be a list of dicts, one per code, got {type(metadata).__name__}")
+    if len(metadata) != n:
+        raise InputError(f"{len(metadata)} metadata records given for {n} codes",
+                         hint="give exactly one metadata dict per code, in the same order")
+    lines, given = [], {}
+    for i, record in enumerate(metadata):
+        if not isinstance(record, Mapping) or not all(isinstance(key, str) for key in record):
+            raise InputError(f"metadata record {i} must be a dict with string keys, got {record!r:.80}")
+        record = dict(record)
+        if "id" in record:
+            given[i] = record.pop("id")
+        try:
+            _check_nesting(record, MAX_DEPTH)
+            text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+                              default=_json_default)
+            lines.append(text.encode("utf-8") + b"\n")  # a lone surrogate fails here
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"metadata record {i} is not JSON-serialisable: {exc}",
+                             hint="use str, int, float, bool, None, lists and dicts with string keys "
+                                  f"(at most {MAX_DEPTH} levels); NaN and infinity are not allowed") from None
+    return lines, given
+
+
+def _check_nesting(value: Any, depth: int) -> None:
+    """ValueError for a dict key that is not a string at any level (json.dumps would turn it
+    into one, and keys 1 and "1" would collide) or for nesting deeper than MAX_DEPTH."""
+    if depth < 0:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"key {key!r} is not a string")
+            _check_nesting(item, depth - 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_nesting(item, depth - 1)

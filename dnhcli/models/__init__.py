@@ -1,0 +1,1 @@
+"""Models: the network registry, the networks, their losses, encoding helpers and checkpoints."""

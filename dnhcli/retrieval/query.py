@@ -1,0 +1,138 @@
+"""`search`: query images -> the nearest stored items by Hamming distance, with metadata."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnhcli.data.images import CHUNK, iter_files
+from dnhcli.deploy.backends import Backend, load_backend
+from dnhcli.errors import InputError
+from dnhcli.index.codes import codes_from_continuous
+from dnhcli.index.hashdb import HashDB
+
+RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    model: Path
+    db: Path
+    queries: tuple[Path, ...]
+    k: int = 10
+    radius: int | None = None
+    tie_break: str = "insertion-order"
+    chunk: int = CHUNK  # query images encoded and ranked at a time: bounds memory
+
+
+TIE_BREAKS = ("insertion-order", "asymmetric")
+
+
+@dataclass
+class QueryResult:
+    query: str
+    image: np.ndarray
+    results: list[dict[str, Any]]
+
+
+@dataclass
+class SearchResult:
+    db: Path
+    bits: int
+    k: int
+    radius: int | None
+    seconds: float
+    queries: list[QueryResult] = field(default_factory=list)
+    tie_break: str = "insertion-order"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"db": str(self.db), "bits": self.bits, "k": self.k, "radius": self.radius,
+                "tie_break": self.tie_break, "seconds": round(self.seconds, 6),
+                "queries": [{"query": q.query, "results": q.results} for q in self.queries]}
+
+
+def _rows(db: HashDB, distances: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
+    rows = []
+    for rank, (distance, item, meta) in enumerate(zip(distances.tolist(), ids.tolist(),
+                                                      db.metadata(ids)), start=1):
+        extra = {k: v for k, v in meta.items() if k not in RESULT_KEYS}
+        rows.append({"rank": rank, "distance": int(distance), "id": int(item),
+                     "source": meta.get("source"), "organ": meta.get("organ"),
+                     "disease": meta.get("disease"), **extra})
+    return rows
+
+
+def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult:
+    """Hash the query images with the database's model and rank the stored items:
+    top k by Hamming distance (ties by insertion order, or with `tie_break="asymmetric"` by
+    the query's continuous code against the stored bits), or, with a radius, every item
+    within it (at most k). Holds every result; `iter_search` streams them."""
+    began = time.perf_counter()
+    result = SearchResult(db=config.db, bits=0, k=config.k, radius=config.radius, seconds=0.0,
+                          tie_break=config.tie_break)
+    for query in iter_search(config, backend, result):
+        result.queries.append(query)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def iter_search(config: SearchConfig, backend: Backend | None = None,
+                header: SearchResult | None = None) -> Iterator[QueryResult]:
+    """The results of `search`, query by query, with `config.chunk` query images in memory at
+    a time. Every input is checked before the first result, so a bad file fails the whole
+    search up front; `header.bits` is set once the database is open."""
+    if config.tie_break not in TIE_BREAKS:
+        raise InputError(f"--tie-break must be one of {', '.join(TIE_BREAKS)}, got {config.tie_break!r}")
+    if config.k < 1:
+        raise InputError(f"-k must be at least 1, got {config.k}")
+    if config.radius is not None and config.radius < 0:
+        raise InputError(f"--radius must be zero or positive, got {config.radius}")
+    if config.chunk < 1:
+        raise InputError(f"--chunk must be at least 1, got {config.chunk}")
+    backend = backend or load_backend(config.model)
+    for _ in iter_files(config.queries, config.chunk):
+        pass  # a first, streamed pass checks every file before any result is given
+    with HashDB.open(config.db) as db:
+        db.check_model(backend.bits, backend.fingerprint)
+        if header is not None:
+            header.bits = db.bits
+        stored = db.codes() if config.tie_break == "asymmetric" and len(db) else None
+        for chunk in iter_files(config.queries, config.chunk):
+            h = backend.encode(chunk.images)
+            codes = codes_from_continuous(h)
+            if stored is not None:
+                per_query = _ranked_asymmetric(stored, codes, h, config.k, config.radius)
+            else:
+                per_query = _ranked(db, codes, config.k, config.radius)
+            for image, meta, (distances, ids) in zip(chunk.images, chunk.metadata, per_query):
+                yield QueryResult(query=meta["source"], image=image, results=_rows(db, distances, ids))
+
+
+def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None
+            ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+    if radius is None:
+        distances, ids = db.search(codes, k)
+        return list(zip(distances, ids))
+    lims, distances, ids = db.range_search(codes, radius)
+    return [(distances[lims[q]:lims[q + 1]][:k], ids[lims[q]:lims[q + 1]][:k])
+            for q in range(len(codes))]
+
+
+def _ranked_asymmetric(stored: np.ndarray, codes: np.ndarray, h: np.ndarray, k: int, radius: int | None
+                       ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+    """Top k by (Hamming distance, asymmetric distance, id); with a radius, cut at it."""
+    from dnhcli.index.codes import hamming_distances
+    from dnhcli.index.ranking import asymmetric_rank
+
+    ids, _ = asymmetric_rank(codes, h, stored, k, np.zeros(len(stored), np.int64), 1)
+    out = []
+    for q in range(len(codes)):
+        distances = hamming_distances(codes[q:q + 1], stored[ids[q]])[0].astype(np.int32)
+        keep = distances <= radius if radius is not None else slice(None)
+        out.append((distances[keep], ids[q][keep]))
+    return out

@@ -1,0 +1,1 @@
+"""Training: the trainer, its per-epoch log and augmentation."""

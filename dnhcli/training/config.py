@@ -1,0 +1,79 @@
+"""What a training run is: `Hyperparams` (everything that decides the weights) and
+`TrainConfig` (data, output and how to run). Importing this module does not import torch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dnhcli.errors import InputError
+from dnhcli.index.codes import validate_bits
+from dnhcli.models.registry import model_defaults
+
+LR_SCHEDULES = ("constant", "cosine", "step")
+CLASS_MODES = ("organ", "class")
+SELECTION_METRIC = "val_disease_map@100"
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Everything that decides the trained weights (the reference's values as defaults)."""
+
+    arch: str = "lenet5-dnh"
+    bits: int = 48
+    classes: str = "organ"
+    epochs: int = 100
+    lr: float = 1e-3
+    batch_size: int = 256
+    class_weight: float = 1.0
+    alpha1: float = 0.5
+    alpha2: float = 0.5
+    beta: float = 0.6
+    gamma: float = 1.0
+    quantization: float = 0.1
+    balance: bool = False
+    organ_balance: bool = False
+    max_pairs: int = 1024
+    seed: int = 0
+    shift: int = 0
+    hflip: bool = False
+    lr_schedule: str = "constant"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+
+    def check(self) -> None:
+        model_defaults(self.arch)
+        validate_bits(self.bits)
+        if self.classes not in CLASS_MODES:
+            raise InputError(f"--classes must be one of {', '.join(CLASS_MODES)}, got {self.classes!r}")
+        for name in ("epochs", "batch_size", "max_pairs"):
+            if getattr(self, name) < 1 or (name == "batch_size" and self.batch_size < 2):
+                raise InputError(f"--{name.replace('_', '-')} is too small: {getattr(self, name)}")
+        for name in ("lr", "gamma"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise InputError(f"--{name} must be positive and finite, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
+        if not 0 <= self.shift <= 8:
+            raise InputError(f"--shift must be between 0 and 8 pixels, got {self.shift}")
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("class_weight", "alpha1", "alpha2", "beta", "quantization", "weight_decay"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise InputError(f"--{name.replace('_', '-')} must be zero or positive and finite, "
+                                 f"got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: data, output folder, hyperparameters and how to run."""
+
+    data: Path
+    out: Path
+    hparams: Hyperparams = field(default_factory=Hyperparams)
+    threads: int | None = None
+    resume: bool = False
+    force: bool = False
+    val_every: int = 1

@@ -1,0 +1,76 @@
+"""What each training epoch records: loss terms, validation retrieval, code robustness."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dnhcli.data.dataset import SplitData
+from dnhcli.evaluation.metrics import average_precision_at_k, relevance
+from dnhcli.index.codes import codes_from_continuous, distinct_codes, fragile_fraction
+from dnhcli.index.search import topk
+
+LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_total")
+VAL_K = 100
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One row of summary.csv."""
+
+    epoch: int
+    loss_class: float
+    loss_j1: float
+    loss_j2: float
+    loss_disc: float
+    loss_quant: float
+    loss_total: float
+    val_organ_map: float | None
+    val_disease_map: float | None
+    fragile_fraction: float | None
+    distinct_codes: int | None
+    train_seconds: float
+    images_per_second: float
+
+    def describe(self) -> str:
+        text = f"loss {self.loss_total:.3f}  disc {self.loss_disc:.3f}"
+        if self.val_organ_map is None or self.val_disease_map is None:
+            return text
+        return f"{text}  val mAP@{VAL_K} organ {self.val_organ_map:.3f} disease {self.val_disease_map:.3f}"
+
+
+NOT_VALIDATED: dict[str, float | int | None] = {
+    "val_organ_map": None, "val_disease_map": None, "fragile_fraction": None, "distinct_codes": None}
+
+
+def validation_metrics(val_h: np.ndarray, train_h: np.ndarray, val: SplitData,
+                       train: dict[str, torch.Tensor]) -> dict[str, float | int | None]:
+    """Organ- and disease-level mAP@100 of val against train (Hamming on sign codes), the share
+    of fragile components (|h| < 0.01) and the number of distinct codes among val images."""
+    val_codes, train_codes = codes_from_continuous(val_h), codes_from_continuous(train_h)
+    val_labels = np.asarray(val.labels)[:, 1:3]
+    train_labels = torch.stack([train["organ"], train["disease"]], dim=1).numpy()
+    _, ranked = topk(val_codes, train_codes, VAL_K)
+    organ = average_precision_at_k(relevance(ranked, val_labels[:, 0], train_labels[:, 0]))
+    disease = average_precision_at_k(relevance(ranked, val_labels, train_labels))
+    return {
+        "val_organ_map": round(float(organ.mean()), 6),
+        "val_disease_map": round(float(disease.mean()), 6),
+        "fragile_fraction": round(fragile_fraction(val_h), 6),
+        "distinct_codes": distinct_codes(val_codes),
+    }
+
+
+def write_summary(path: Path, history: list[EpochStats]) -> None:
+    """Rewrite summary.csv (one row per epoch) atomically from the run's history."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(EpochStats)])
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in history)
+    os.replace(tmp, path)
