@@ -1,11 +1,13 @@
-"""What one `dnh benchmark` run measures: `BenchmarkConfig`."""
+"""What one `dnh benchmark` run measures: `BenchmarkConfig`, and the engines and precisions it
+knows (no numpy or engine imports here: the command line reads them for its help)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnhcli.bench.engines import ENGINES, PRECISIONS
+ENGINES = ("openvino", "pytorch", "torch-compile", "onnxruntime")
+PRECISIONS = ("f32", "bf16")
 
 
 @dataclass(frozen=True)

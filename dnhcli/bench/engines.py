@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from dnhcli.bench.config import ENGINES as ENGINES
+from dnhcli.bench.config import PRECISIONS as PRECISIONS
 from dnhcli.errors import InputError
 
-ENGINES = ("openvino", "pytorch", "torch-compile", "onnxruntime")
 HINTS = ("LATENCY", "THROUGHPUT")
-PRECISIONS = ("f32", "bf16")
 
 
 @dataclass

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from dnhcli import __version__
 from dnhcli.cli import benchmark, evaluate, export, prepare_data, search, train
 from dnhcli.cli import hash as hash_cmd
 
+
+class _Group(TyperGroup):
+    """The root group. Typer coerces a parameter through pydantic (about 80 ms to import) unless
+    its value is already a bool; the root's --help and --version flags default to False, so
+    `dnh CMD --help` and `dnh --version` never load it."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
 app = typer.Typer(
+    cls=_Group,
     name="dnh",
     help="Content-based medical image retrieval with deep neural hashing.",
     no_args_is_help=True,
@@ -36,8 +51,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[Optional[bool], typer.Option(
-        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
     """dnh: hash medical images to short binary codes and find the most similar ones."""
 

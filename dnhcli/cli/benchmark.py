@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dnhcli.bench.config import BenchmarkConfig
-from dnhcli.bench.engines import ENGINES
+from dnhcli.bench.config import ENGINES, BenchmarkConfig
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import JsonOpt, ModelOpt, SeedOpt, int_list
 from dnhcli.cli.output import info, run_and_report, stdout

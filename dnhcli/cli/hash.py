@@ -10,7 +10,7 @@ import typer
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
 from dnhcli.cli.output import run_and_report, stdout
-from dnhcli.data.images import CHUNK
+from dnhcli.data.defaults import CHUNK
 
 if TYPE_CHECKING:
     from dnhcli.retrieval.hashing import HashResult

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -11,10 +11,11 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import ForceOpt, JsonOpt, OutDirOpt, SeedOpt
 from dnhcli.cli.output import run_and_report, stdout
-from dnhcli.data.medmnist_source import DEFAULT_SUBSETS, ROOT_ENV
-from dnhcli.data.prepare import SYNTHETIC_PER_CLASS, PrepareConfig, PrepareResult, prepare_dataset
-from dnhcli.data.splits import SPLITS, parse_ratios
+from dnhcli.data.defaults import DEFAULT_SUBSETS, ROOT_ENV, SPLITS, SYNTHETIC_PER_CLASS
 from dnhcli.errors import InputError
+
+if TYPE_CHECKING:
+    from dnhcli.data.prepare import PrepareResult
 
 
 @handle_errors
@@ -47,6 +48,9 @@ def prepare_data(
     if synthetic and subsets is not None:
         raise InputError("--synthetic and --subsets exclude each other",
                          hint="drop --subsets to use the synthetic set")
+    from dnhcli.data.prepare import PrepareConfig, prepare_dataset
+    from dnhcli.data.splits import parse_ratios
+
     config = PrepareConfig(
         out=out,
         subsets=tuple(s for s in (subsets or ",".join(DEFAULT_SUBSETS)).split(",") if s.strip()),

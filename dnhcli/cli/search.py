@@ -14,7 +14,7 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
 from dnhcli.cli.output import emit_json, info, stdout, stream_json
-from dnhcli.data.images import CHUNK
+from dnhcli.data.defaults import CHUNK
 from dnhcli.errors import InputError
 
 if TYPE_CHECKING:

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from dnhcli.data.dataset import PreparedDataset
+from dnhcli.data.defaults import CHUNK as CHUNK
 from dnhcli.data.pooling import IMAGE_SIDE, to_grey
 from dnhcli.errors import InputError
 
-CHUNK = 4096
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SHAPES = "(28, 28), (28, 28, 1), (28, 28, 3) or a stack (N, 28, 28[, 1 or 3])"
 RESIZE = "resize the images to 28x28 (dnh models read 28x28 MedMNIST-style images)"

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from dnhcli.data.defaults import DEFAULT_SUBSETS as DEFAULT_SUBSETS
+from dnhcli.data.defaults import ROOT_ENV as ROOT_ENV
 from dnhcli.errors import DataError, DownloadError, InputError
 from dnhcli.manifest import file_digest
 from dnhcli.progress import ProgressFn, no_progress
 
-ROOT_ENV = "DNH_MEDMNIST_ROOT"
-DEFAULT_SUBSETS = ("breast", "chest", "oct", "tissue")
 OFFICIAL_SPLITS = ("train", "val", "test")
 
 # Organ-group names; OCTMNIST is what the reference code called "Retina", while

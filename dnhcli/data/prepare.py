@@ -18,14 +18,13 @@ from dnhcli.data.dataset import (
     check_output_folder,
     write_dataset,
 )
+from dnhcli.data.defaults import SYNTHETIC_PER_CLASS
 from dnhcli.data.pooling import IMAGE_SIDE, PooledSubset, pool_subset
 from dnhcli.data.splits import DEFAULT_RATIOS, SPLITS, cap_per_class, stratified_split
 from dnhcli.data.synthetic import generate_subset, synthetic_infos
 from dnhcli.errors import InputError
 from dnhcli.manifest import json_digest, package_versions
 from dnhcli.progress import ProgressFn, no_progress
-
-SYNTHETIC_PER_CLASS = 400
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dnhcli.data.defaults import DEFAULT_RATIOS as DEFAULT_RATIOS
+from dnhcli.data.defaults import SPLITS as SPLITS
 from dnhcli.errors import InputError
-
-SPLITS = ("train", "val", "gallery", "query")
-DEFAULT_RATIOS = (6.0, 1.0, 2.0, 1.0)
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnhcli.errors import InputError
-from dnhcli.index.codes import validate_bits
 from dnhcli.models.registry import model_defaults
 
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -43,6 +42,8 @@ class Hyperparams:
     label_smoothing: float = 0.0
 
     def check(self) -> None:
+        from dnhcli.index.codes import validate_bits  # numpy: not needed for `dnh train --help`
+
         model_defaults(self.arch)
         validate_bits(self.bits)
         if self.classes not in CLASS_MODES:
