@@ -22,7 +22,7 @@ from dnhcli.bench.config import BenchmarkConfig
 from dnhcli.bench.e2e import end_to_end, random_database
 from dnhcli.bench.report import BenchmarkReport, row_figures
 from dnhcli.deploy.export import bit_agreement, sample_images
-from dnhcli.errors import InputError, ModelError
+from dnhcli.errors import ModelError
 from dnhcli.progress import ProgressFn, no_progress
 
 
@@ -38,21 +38,9 @@ class Artifacts:
 
 
 def validate(config: BenchmarkConfig) -> None:
-    unknown = [e for e in config.engines if e not in eng.ENGINES]
-    if unknown or not config.engines:
-        raise InputError(f"unknown engine {unknown[0] if unknown else '(none)'}",
-                         hint=f"choose from {', '.join(eng.ENGINES)}")
-    if "openvino" not in config.engines:
-        raise InputError("the benchmark needs the openvino engine (the others are compared with it)")
-    bad = [p for p in config.precisions if p not in eng.PRECISIONS]
-    if bad or "f32" not in config.precisions:
-        raise InputError(f"--precision takes f32 and optionally bf16, got {','.join(config.precisions)}")
-    if min(config.batches, default=0) < 1 or min(config.threads, default=0) < 1:
-        raise InputError("batch sizes and thread counts must be positive integers")
-    if config.seconds <= 0 or config.rounds < 1:
-        raise InputError("--seconds must be positive and --rounds at least 1")
-    if config.e2e_codes < 0 or config.e2e_queries < 1 or config.e2e_k < 1:
-        raise InputError("--e2e-codes must be >= 0, --e2e-queries and --e2e-k >= 1")
+    """Refuse a bad configuration, an unknown device or a --db that is not a database, before
+    any work."""
+    config.check()
     eng.check_device(config.device)
     if config.db is not None:
         from dnhcli.index.hashdb import HashDB

@@ -37,7 +37,7 @@ files (unreferenced files are ignored and later removed by the next writer, unde
 lock); after it, every file it names is complete and durable. os.replace is atomic, so a
 kill at any moment leaves the old database or the new one, never a mix. Compaction is the
 same: write the merged segment, commit a manifest naming it instead of its sources, then
-delete the sources. `DNH_TEST_CRASH_AT` (see `hashdb_segments.crash_point`) kills the
+delete the sources. `DNH_TEST_CRASH_AT` (see `segments.crash_point`) kills the
 process at: mid-codes, after-codes, mid-meta, after-meta, before-manifest, mid-manifest,
 after-manifest, and compact-after-codes, compact-after-meta, compact-before-manifest,
 compact-mid-manifest, compact-after-manifest.

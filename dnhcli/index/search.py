@@ -13,7 +13,7 @@ cache=True: the first call in a fresh environment compiles them (about 20 s for 
 12 s more for `range_search` on 2 cores),
 later processes load them from `__pycache__` in about 0.6 s (numba builds its CPU target first).
 So that a one-off command pays none of that, a process that has not loaded the kernels yet does
-small searches (at most `SMALL_WORK` query-code distances) in plain numpy
+small searches (at most `SMALL_QUERIES` queries and `SMALL_WORK` query-code distances) in plain numpy
 (`dnhcli.index.search_numpy`), with the same results; `warm_up()` loads the kernels, and a
 long-running process (a service) calls it at start. `engine=` forces one path.
 """
@@ -33,9 +33,11 @@ from dnhcli.index.search_numpy import range_numpy, topk_numpy
 
 Engine = Literal["auto", "numba", "numpy"]
 ENGINES = ("auto", "numba", "numpy")
-# Query-code distances below which a process without loaded kernels searches in numpy (about
-# 30 ms of numpy at most, against 0.6 s to load the kernels).
+# A process without loaded kernels searches in numpy up to this many query-code distances (about
+# 30 ms of numpy at most, against 0.6 s to load the kernels) and this many queries (numpy
+# selects each query's top k in a Python loop).
 SMALL_WORK = 1 << 21
+SMALL_QUERIES = 64
 _kernels_loaded = False
 
 # Below this many codes a database range is not split further between threads.
@@ -53,10 +55,11 @@ def _kernels() -> ModuleType:
     return search_kernels
 
 
-def _use_numpy(engine: str, work: int) -> bool:
+def _use_numpy(engine: str, queries: int, codes: int) -> bool:
     if engine not in ENGINES:
         raise InputError(f"unknown search engine {engine!r}", hint=f"choose from {', '.join(ENGINES)}")
-    return engine == "numpy" or (engine == "auto" and not _kernels_loaded and work <= SMALL_WORK)
+    small = queries <= SMALL_QUERIES and queries * codes <= SMALL_WORK
+    return engine == "numpy" or (engine == "auto" and not _kernels_loaded and small)
 
 
 def _check_thread_count(n: int | None) -> None:
@@ -149,7 +152,7 @@ def topk(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = N
     kk = min(int(k), n)
     if nq == 0 or n == 0:
         return np.empty((nq, kk), np.int32), np.empty((nq, kk), np.int64)
-    if _use_numpy(engine, nq * n):
+    if _use_numpy(engine, nq, n):
         _check_thread_count(threads)
         return topk_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), kk)
     qwords = _query_words(queries, width)
@@ -168,7 +171,7 @@ def range_search(queries: np.ndarray, codes: np.ndarray, radius: int, threads: i
     nq, n, width = len(queries), len(codes), codes.shape[1]
     if nq == 0 or n == 0:
         return np.zeros(nq + 1, np.int64), np.empty(0, np.int32), np.empty(0, np.int64)
-    if _use_numpy(engine, nq * n):
+    if _use_numpy(engine, nq, n):
         _check_thread_count(threads)
         return range_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), min(int(radius), bits))
     qwords = _query_words(queries, width)

@@ -146,6 +146,9 @@ def test_auto_engine_uses_numpy_only_for_small_work_before_the_kernels_load(
     monkeypatch.setattr(search, "SMALL_WORK", 1 << 21)
     _check_topk(g[:3], g, 5, engine="auto")  # loaded kernels serve every later search
     assert calls == ["numpy"]
+    monkeypatch.setattr(search, "_kernels_loaded", False)
+    _check_topk(g[:65], g, 5, engine="auto")  # more queries than numpy's loop is meant for
+    assert calls == ["numpy"]
 
 
 def test_range_search_split_between_threads() -> None:
