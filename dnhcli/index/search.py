@@ -13,13 +13,16 @@ cache=True: the first call in a fresh environment compiles them (about 20 s for 
 12 s more for `range_search` on 2 cores),
 later processes load them from `__pycache__` in about 0.6 s (numba builds its CPU target first).
 So that a one-off command pays none of that, a process that has not loaded the kernels yet does
-small searches (at most `SMALL_QUERIES` queries and `SMALL_WORK` query-code distances) in plain numpy
-(`dnhcli.index.search_numpy`), with the same results; `warm_up()` loads the kernels, and a
-long-running process (a service) calls it at start. `engine=` forces one path.
+small searches (at most `SMALL_QUERIES` queries and `SMALL_WORK` query-code distances) in plain
+numpy (`dnhcli.index.search_numpy`), with the same results, until those searches have cost it
+`NUMPY_BUDGET` seconds in all, about what loading the kernels costs; then it loads them (the
+rent-or-buy rule: a long-running process never spends more than twice the optimum).
+`warm_up()` loads the kernels at once; `engine=` forces one path.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -38,7 +41,9 @@ ENGINES = ("auto", "numba", "numpy")
 # selects each query's top k in a Python loop).
 SMALL_WORK = 1 << 21
 SMALL_QUERIES = 64
+NUMPY_BUDGET = 0.5  # seconds of numpy searches after which a process loads the kernels
 _kernels_loaded = False
+_numpy_seconds = 0.0
 
 # Below this many codes a database range is not split further between threads.
 _MIN_RANGE = 65536
@@ -59,7 +64,19 @@ def _use_numpy(engine: str, queries: int, codes: int) -> bool:
     if engine not in ENGINES:
         raise InputError(f"unknown search engine {engine!r}", hint=f"choose from {', '.join(ENGINES)}")
     small = queries <= SMALL_QUERIES and queries * codes <= SMALL_WORK
-    return engine == "numpy" or (engine == "auto" and not _kernels_loaded and small)
+    cheap = not _kernels_loaded and _numpy_seconds < NUMPY_BUDGET
+    return engine == "numpy" or (engine == "auto" and cheap and small)
+
+
+@contextmanager
+def _numpy_clock() -> Iterator[None]:
+    """Add the time of one numpy search to the process's total."""
+    global _numpy_seconds
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        _numpy_seconds += time.perf_counter() - began
 
 
 def _check_thread_count(n: int | None) -> None:
@@ -154,7 +171,8 @@ def topk(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = N
         return np.empty((nq, kk), np.int32), np.empty((nq, kk), np.int64)
     if _use_numpy(engine, nq, n):
         _check_thread_count(threads)
-        return topk_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), kk)
+        with _numpy_clock():
+            return topk_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), kk)
     qwords = _query_words(queries, width)
     with _threads(threads) as nthreads:
         qsplit, dsplit = _splits(nq, n, nthreads)
@@ -173,7 +191,8 @@ def range_search(queries: np.ndarray, codes: np.ndarray, radius: int, threads: i
         return np.zeros(nq + 1, np.int64), np.empty(0, np.int32), np.empty(0, np.int64)
     if _use_numpy(engine, nq, n):
         _check_thread_count(threads)
-        return range_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), min(int(radius), bits))
+        with _numpy_clock():
+            return range_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), min(int(radius), bits))
     qwords = _query_words(queries, width)
     with _threads(threads) as nthreads:
         qsplit, dsplit = _splits(nq, n, nthreads)

@@ -133,6 +133,7 @@ def test_numpy_blocks_of_queries_match_the_kernels(monkeypatch: pytest.MonkeyPat
 
 def test_auto_engine_uses_numpy_only_for_small_work_before_the_kernels_load(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "_numpy_seconds", 0.0)
     calls: list[str] = []
     real = search.topk_numpy
     monkeypatch.setattr(search, "topk_numpy", lambda *a: calls.append("numpy") or real(*a))
@@ -149,6 +150,10 @@ def test_auto_engine_uses_numpy_only_for_small_work_before_the_kernels_load(
     monkeypatch.setattr(search, "_kernels_loaded", False)
     _check_topk(g[:65], g, 5, engine="auto")  # more queries than numpy's loop is meant for
     assert calls == ["numpy"]
+    monkeypatch.setattr(search, "_kernels_loaded", False)
+    monkeypatch.setattr(search, "_numpy_seconds", search.NUMPY_BUDGET)  # numpy has cost enough
+    _check_topk(g[:3], g, 5, engine="auto")
+    assert calls == ["numpy"] and search._kernels_loaded
 
 
 def test_range_search_split_between_threads() -> None:
