@@ -108,7 +108,8 @@ def _render(report: BenchmarkReport) -> None:
                         str(row["queries"]), _ms(row["latency_ms"]["median"]), _ms(row["latency_ms"]["p99"]),
                         _ms(row["hash_ms"]["median"]), _ms(row["search_ms"]["median"]))
         wide.print(e2e)
-    info(f"precision used by default: {result['precision']['default']} "
-         f"(device capabilities: {', '.join(result['precision']['capabilities'])})")
+    info(f"OpenVINO precision of the summary: {result['precision']['default']} (bf16 where the device "
+         f"has it and its bits agree to 99.9%; `--model encoder.xml` always runs f32); device "
+         f"capabilities: {', '.join(result['precision']['capabilities'])}")
     for note in result["notes"]:
         info(f"note: {note}")
