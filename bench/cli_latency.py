@@ -102,14 +102,15 @@ def _has(module: str) -> bool:
 
 def _run_once(argv: list[str]) -> tuple[float, float]:
     """(wall seconds, max RSS in MB) of one process."""
-    began = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - began
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {stderr.strip()[-500:]}")
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block
+        began = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # wait4: the child's own peak memory
+        wall = time.perf_counter() - began
+        proc.returncode = code = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if code != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(argv)} failed ({code}): {err.read().decode().strip()[-500:]}")
     return wall, usage.ru_maxrss / 1024
 
 

@@ -8,13 +8,15 @@ work is small; the results are the same to the last tie (ascending distance, tie
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 # Bytes of XOR temporaries per block of queries (bounds memory for any number of queries).
 _BLOCK_BYTES = 16 * 1024 * 1024
 
 
-def _distance_blocks(queries: np.ndarray, codes: np.ndarray):  # type: ignore[no-untyped-def]
+def _distance_blocks(queries: np.ndarray, codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first query, int32 distances (q, N)) for blocks of queries."""
     per_query = max(1, codes.size)
     step = max(1, _BLOCK_BYTES // per_query)
