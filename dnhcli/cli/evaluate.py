@@ -67,6 +67,7 @@ def _render(report: EvalReport) -> None:
             ("strict mAP (same organ + disease)", "strict", None, "mAP"),
             ("standard nDCG (ideal from gallery)", "strict", None, "nDCG"),
             ("strict precision", "strict", None, "P"),
+            ("majority vote (class of the top k)", "strict", None, "mMV"),
             ("tie-aware reference mAP", "tie_aware", "reference", "mAP"),
             ("tie-aware strict mAP", "tie_aware", "strict", "mAP"),
             ("tie-aware standard nDCG", "tie_aware", "strict", "nDCG"),
@@ -78,12 +79,12 @@ def _render(report: EvalReport) -> None:
     k, r = ks[0], report.evaluation.radius
     organs = Table(title=f"Per organ, at k = {k} (tie P: tie-aware strict precision)",
                    title_justify="left")
-    for name in ("organ", "queries", "ref mAP", "strict mAP", "nDCG", "P", "tie P", f"P@r{r}"):
+    for name in ("organ", "queries", "ref mAP", "strict mAP", "nDCG", "P", "mMV", "tie P", f"P@r{r}"):
         organs.add_column(name, justify="left" if name == "organ" else "right", no_wrap=True)
     for organ, figures in result["per_organ"].items():
         strict, tie = figures["strict"], figures["tie_aware"]["strict"]
         cells = (figures["reference"][f"mAP@{k}"], strict[f"mAP@{k}"], strict[f"nDCG@{k}"],
-                 strict[f"P@{k}"], tie[f"P@{k}"], strict[f"P@r{r}"])
+                 strict[f"P@{k}"], strict[f"mMV@{k}"], tie[f"P@{k}"], strict[f"P@r{r}"])
         organs.add_row(organ, str(figures["queries"]), *(_fmt(v, 3) for v in cells))
     stdout.print(organs)
     codes = result["codes"]

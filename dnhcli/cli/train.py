@@ -10,6 +10,7 @@ from rich.table import Table
 from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import BitsOpt, DataOpt, ForceOpt, JsonOpt, OutDirOpt, SeedOpt, ThreadsOpt
 from dnhcli.cli.output import run_and_report, stdout
+from dnhcli.models.registry import OBJECTIVES, list_models
 from dnhcli.training.config import Hyperparams, TrainConfig
 
 if TYPE_CHECKING:
@@ -57,7 +58,13 @@ def train_command(
     ] = _D.weight_decay,
     label_smoothing: Annotated[float, typer.Option(
         help="Label smoothing of the classification loss.")] = _D.label_smoothing,
-    arch: Annotated[str, typer.Option(help="Model architecture.")] = _D.arch,
+    arch: Annotated[str, typer.Option(
+        help=f"Encoder architecture: {', '.join(list_models())}.")] = _D.arch,
+    objective: Annotated[str, typer.Option(
+        help="Training objective: " + "; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items()) + "."
+    )] = _D.objective,
+    centre_weight: Annotated[float, typer.Option(
+        help="Weight of the hash-centre loss (objective centres).")] = _D.centre_weight,
     seed: SeedOpt = _D.seed,
     threads: ThreadsOpt = None,
     val_every: Annotated[int, typer.Option(
@@ -68,7 +75,7 @@ def train_command(
     force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Train the DNH network: LeNet-5 encoder + tanh hash layer, classifier and discriminator.
+    """Train a hashing network: an encoder with a tanh hash layer and a classifier, by an objective.
 
     Writes last.pt, best.pt (by validation disease-level mAP@100) and summary.csv to --out.
     Resume with the same command plus --resume (only --epochs may change).
@@ -79,7 +86,8 @@ def train_command(
                           gamma=gamma, quantization=quantization, balance=balance, seed=seed,
                           organ_balance=organ_balance,
                           shift=shift, hflip=hflip, lr_schedule=lr_schedule,
-                          weight_decay=weight_decay, label_smoothing=label_smoothing)
+                          weight_decay=weight_decay, label_smoothing=label_smoothing,
+                          objective=objective, centre_weight=centre_weight)
     config = TrainConfig(data=data, out=out, hparams=hparams, threads=threads, resume=resume,
                          force=force, val_every=val_every)
     from dnhcli.training.trainer import train
@@ -100,7 +108,7 @@ def _render(result: TrainResult) -> None:
         ("time", f"{result.seconds:.1f} s, {last.images_per_second:.0f} training images/s"),
         ("val mAP@100", f"organ {last.val_organ_map:.4f}, disease {last.val_disease_map:.4f}"),
         ("losses", f"class {last.loss_class:.4f}, J1 {last.loss_j1:.4f}, J2 {last.loss_j2:.4f}, "
-                   f"disc {last.loss_disc:.4f}, quant {last.loss_quant:.4f}"),
+                   f"disc {last.loss_disc:.4f}, quant {last.loss_quant:.4f}, centre {last.loss_centre:.4f}"),
         ("fragile components", f"{100 * last.fragile_fraction:.3f}% of val code components "
                                "with |h| < 0.01"),
         ("distinct val codes", str(last.distinct_codes)),

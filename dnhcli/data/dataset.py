@@ -148,6 +148,11 @@ class PreparedDataset:
     def organ_names(self) -> list[str]:
         return list(self.manifest["organs"])
 
+    @property
+    def class_organs(self) -> list[int]:
+        """The organ index of every class, in class order."""
+        return [int(c["organ"]) for c in self.manifest["classes"]]
+
     def disease_names(self, organ: int) -> list[str]:
         return list(self.manifest["subsets"][organ]["diseases"])
 

@@ -77,6 +77,7 @@ class TorchBackend(_Loaded):
         info = {key: payload[key] for key in ("arch", "bits", "class_names", "classes_mode",
                                               "organ_names", "disease_names", "epoch")}
         info["dataset_fingerprint"] = payload["dataset"].get("fingerprint")
+        info["objective"] = payload.get("hparams", {}).get("objective", "dnh")  # older checkpoints: dnh
         info["checkpoint"] = str(Path(path).absolute())
         return cls(path=Path(path), bits=int(payload["bits"]),
                    fingerprint=model_fingerprint(payload["model"]), info=info,

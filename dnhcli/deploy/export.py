@@ -83,6 +83,7 @@ def _facts(backend: TorchBackend) -> dict[str, str]:
     info = backend.info
     return {"format": FORMAT, "format_version": str(FORMAT_VERSION), "bits": str(backend.bits),
             "model_fingerprint": backend.fingerprint, "arch": str(info["arch"]),
+            "objective": str(info.get("objective", "dnh")),
             "class_names": json.dumps(info["class_names"]), "organ_names": json.dumps(info["organ_names"]),
             "dataset_fingerprint": str(info.get("dataset_fingerprint")), "preprocessing": PREPROCESSING,
             "input": "image", "output": "code", "precision": "f32",

@@ -100,6 +100,30 @@ def precision_at_ks(relevant: np.ndarray, ks: tuple[int, ...]) -> dict[int, np.n
     return out
 
 
+def majority_vote_at_ks(ranked_classes: np.ndarray, query_classes: np.ndarray,
+                        ks: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """MV@k per query: 1.0 where the query's class is the most frequent class among its top
+    min(k, L) results, else 0.0. A tie in the vote goes to the tied class met first in the
+    ranking (the nearest item's). Classes are integer ids >= 0."""
+    ranked_classes = np.asarray(ranked_classes, dtype=np.int64)
+    q, length = ranked_classes.shape
+    classes = int(max(ranked_classes.max(initial=-1), np.max(query_classes, initial=-1))) + 1
+    rows = np.repeat(np.arange(q) * classes, length).reshape(q, length)
+    flat = (rows + ranked_classes).reshape(-1)
+    first = np.full(q * classes, length, np.int64)
+    np.minimum.at(first, flat, np.tile(np.arange(length), q))
+    counts = np.zeros(q * classes, np.int64)
+    out, done = {}, 0
+    for k in sorted(ks):
+        cut = min(k, length)
+        np.add.at(counts, (rows[:, done:cut] + ranked_classes[:, done:cut]).reshape(-1), 1)
+        done = cut
+        key = (counts * (length + 1) - first).reshape(q, classes)  # more votes, then nearer first
+        winner = key.argmax(axis=1)
+        out[k] = ((winner == query_classes) & (cut > 0)).astype(np.float64)
+    return out
+
+
 def radius_curves(relevant_by_distance: np.ndarray, retrieved_by_distance: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall (Q, K + 1) within Hamming radius r = 0..K, from per-distance counts

@@ -6,7 +6,8 @@ overall and per organ. Figures (see docs/EVALUATION.md):
 
 - reference: mAP@k (relevant = same organ), nDCG@k (ideal DCG from the re-sorted top k);
 - strict: mAP@k and P@k (relevant = same organ and disease), nDCG@k (ideal DCG from the whole
-  gallery), precision within Hamming radius `radius`; a PR curve over radius 0..K;
+  gallery), mMV@k (the query's class wins the majority vote of its top k), precision within
+  Hamming radius `radius`; a PR curve over radius 0..K;
 - tie_aware: the expected mAP@k, nDCG@k (standard) and P@k over random orders of tied items.
 """
 
@@ -23,6 +24,7 @@ from dnhcli.evaluation.metrics import (
     dcg_figures,
     discounts,
     ideal_dcg,
+    majority_vote_at_ks,
     precision_at_ks,
     radius_curves,
 )
@@ -159,6 +161,8 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
         grades = grade[cq[:, None], gclass[ranked]]
         figures, boundaries = _chunk_figures(grades, ks, strict_d.sum(1), organ_d.sum(1),
                                              (g_size, g_strict, g_organ))
+        for k, votes in majority_vote_at_ks(gclass[ranked], cq, ks).items():
+            figures["strict"][f"mMV@{k}"] = votes
         for k in ks:
             cuts[k] += boundaries[k]
         at_zero += float(size_d[:, 0].sum())

@@ -1,9 +1,10 @@
-"""The networks of DNH: a LeNet-5 hash encoder, a classifier head and a pair discriminator.
+"""The networks of DNH: the LeNet-5 hash encoder, a classifier head and a pair discriminator.
 
-The encoder maps an image to a continuous code h in (-1, 1)^K; the classifier head works on
-the encoder's 120-d feature; the discriminator sees ordered pairs of codes (METHOD.md,
-"Network"). Only the encoder is needed at inference and is what gets exported
-(`DNHNetwork.encoder`).
+An encoder maps an image to a feature f and a continuous code h in (-1, 1)^K
+(`features(x) -> (f, h)`, `feature_dim` wide); the classifier head works on f; the
+discriminator sees ordered pairs of codes (METHOD.md, "Network"). Only the encoder is needed
+at inference and is what gets exported (`DNHNetwork.encoder`). Stronger encoders are in
+`dnhcli.models.encoders`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def validate_classes(classes: int) -> int:
 
 class HashEncoder(nn.Module):
     """LeNet-5 encoder: (N, 1, 28, 28) floats in [0, 1] -> codes h (N, K) in (-1, 1)."""
+
+    feature_dim = FEATURE_DIM
 
     def __init__(self, bits: int = 48) -> None:
         super().__init__()
@@ -53,13 +56,14 @@ class HashEncoder(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """Classifier on the encoder's feature f (N, 120) -> logits (N, C)."""
+    """The reference's classifier on the encoder's feature f (N, F) -> logits (N, C):
+    fc 84, ReLU, fc 64, ReLU, fc C."""
 
-    def __init__(self, classes: int = 4) -> None:
+    def __init__(self, classes: int = 4, feature_dim: int = FEATURE_DIM) -> None:
         super().__init__()
         self.classes = validate_classes(classes)
         self.layers = nn.Sequential(
-            nn.Linear(FEATURE_DIM, 84),
+            nn.Linear(feature_dim, 84),
             nn.ReLU(),
             nn.Linear(84, 64),
             nn.ReLU(),
@@ -90,16 +94,32 @@ class PairDiscriminator(nn.Module):
         return self.layers(mixed).squeeze(1)
 
 
-class DNHNetwork(nn.Module):
-    """Encoder, classifier head and pair discriminator of one DNH model."""
+class LinearHead(nn.Module):
+    """A linear classifier on the encoder's feature f (N, F) -> logits (N, C)."""
 
-    def __init__(self, bits: int = 48, classes: int = 4, arch: str = "lenet5-dnh") -> None:
+    def __init__(self, classes: int, feature_dim: int) -> None:
+        super().__init__()
+        self.classes = validate_classes(classes)
+        self.layers = nn.Linear(feature_dim, self.classes)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """Return class logits (N, C)."""
+        return self.layers(f)
+
+
+class DNHNetwork(nn.Module):
+    """Encoder, classifier head and pair discriminator of one model. Without arguments for
+    them, the reference's LeNet-5 encoder and classifier head."""
+
+    def __init__(self, bits: int = 48, classes: int = 4, arch: str = "lenet5-dnh",
+                 encoder: nn.Module | None = None, classifier: nn.Module | None = None) -> None:
         super().__init__()
         self.bits = validate_bits(bits)
         self.classes = validate_classes(classes)
         self.arch = arch
-        self.encoder = HashEncoder(self.bits)
-        self.classifier = ClassifierHead(self.classes)
+        self.encoder = encoder if encoder is not None else HashEncoder(self.bits)
+        self.classifier = classifier if classifier is not None else ClassifierHead(
+            self.classes, self.encoder.feature_dim)
         self.discriminator = PairDiscriminator(self.bits)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

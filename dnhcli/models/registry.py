@@ -1,7 +1,8 @@
 """The model registry: `create_model(name, bits, classes)`, `list_models()`, `model_defaults(name)`.
 
-One architecture is registered, "lenet5-dnh" (METHOD.md, "Network"). Names and defaults are
-known without importing torch; a builder imports its networks only when it is called.
+Registered: "lenet5-dnh" (the reference, METHOD.md "Network"), "bncnn" (a compact BatchNorm
+CNN) and "resnet18" (MedMNIST's ResNet-18 for 28 px); see `dnhcli.models.encoders`. Names and
+defaults are known without importing torch; a builder imports its networks when it is called.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ class ModelDefaults:
     input_range: tuple[float, float] = (0.0, 1.0)
     bits: int = 48
     classes: int = 4
+    preprocessing: str = "uint8 grey 28x28 -> float /255 in [0, 1], shape (N, 1, 28, 28)"
 
+
+# Training objectives: what `dnh train --objective` takes (the trainer implements them).
+OBJECTIVES = {
+    "dnh": "the reference: classification + Cauchy J1/J2 + order discriminator (+ quantization)",
+    "centres": "hierarchical hash centres (organ block + disease block, BCE) + classification "
+               "(+ quantization)",
+}
 
 _Builder = Callable[[int, int], "DNHNetwork"]
 _REGISTRY: dict[str, tuple[ModelDefaults, _Builder]] = {}
@@ -54,6 +63,38 @@ def _lenet5_dnh(bits: int, classes: int) -> DNHNetwork:
     from dnhcli.models.networks import DNHNetwork
 
     return DNHNetwork(bits=bits, classes=classes, arch="lenet5-dnh")
+
+
+@register_model(
+    ModelDefaults(
+        arch="bncnn",
+        description="BatchNorm CNN, 3 stages of two 3x3 conv-BN-ReLU (32/64/128), about 0.29M "
+                    "parameters at 48 bits",
+    )
+)
+def _bncnn(bits: int, classes: int) -> DNHNetwork:
+    from dnhcli.models.encoders import BNCNNEncoder
+    from dnhcli.models.networks import DNHNetwork, LinearHead
+
+    encoder = BNCNNEncoder(bits)
+    return DNHNetwork(bits=bits, classes=classes, arch="bncnn", encoder=encoder,
+                      classifier=LinearHead(classes, encoder.feature_dim))
+
+
+@register_model(
+    ModelDefaults(
+        arch="resnet18",
+        description="ResNet-18 for 28x28 (3x3 stem, no max-pooling), as in MedMNIST v2; about "
+                    "11.2M parameters",
+    )
+)
+def _resnet18(bits: int, classes: int) -> DNHNetwork:
+    from dnhcli.models.encoders import ResNet18Encoder
+    from dnhcli.models.networks import DNHNetwork, LinearHead
+
+    encoder = ResNet18Encoder(bits)
+    return DNHNetwork(bits=bits, classes=classes, arch="resnet18", encoder=encoder,
+                      classifier=LinearHead(classes, encoder.feature_dim))
 
 
 def list_models() -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnhcli.errors import InputError
-from dnhcli.models.registry import model_defaults
+from dnhcli.models.registry import OBJECTIVES, model_defaults
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 CLASS_MODES = ("organ", "class")
@@ -40,12 +40,17 @@ class Hyperparams:
     lr_schedule: str = "constant"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    objective: str = "dnh"
+    centre_weight: float = 1.0
 
     def check(self) -> None:
         from dnhcli.index.codes import validate_bits  # numpy: not needed for `dnh train --help`
 
         model_defaults(self.arch)
         validate_bits(self.bits)
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"unknown objective {self.objective!r}",
+                             hint=f"available objectives: {', '.join(OBJECTIVES)}")
         if self.classes not in CLASS_MODES:
             raise InputError(f"--classes must be one of {', '.join(CLASS_MODES)}, got {self.classes!r}")
         for name in ("epochs", "batch_size", "max_pairs"):
@@ -61,7 +66,8 @@ class Hyperparams:
             raise InputError(f"--shift must be between 0 and 8 pixels, got {self.shift}")
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        for name in ("class_weight", "alpha1", "alpha2", "beta", "quantization", "weight_decay"):
+        for name in ("class_weight", "alpha1", "alpha2", "beta", "quantization", "weight_decay",
+                     "centre_weight"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"--{name.replace('_', '-')} must be zero or positive and finite, "
                                  f"got {getattr(self, name)}")

@@ -15,7 +15,7 @@ from dnhcli.evaluation.metrics import average_precision_at_k, relevance
 from dnhcli.index.codes import codes_from_continuous, distinct_codes, fragile_fraction
 from dnhcli.index.search import topk
 
-LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_total")
+LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_centre", "loss_total")
 VAL_K = 100
 
 
@@ -36,6 +36,7 @@ class EpochStats:
     distinct_codes: int | None
     train_seconds: float
     images_per_second: float
+    loss_centre: float = 0.0  # the centres objective's term (0 with the dnh objective)
 
     def describe(self) -> str:
         text = f"loss {self.loss_total:.3f}  disc {self.loss_disc:.3f}"

@@ -25,10 +25,10 @@ from dnhcli.data.dataset import PreparedDataset, SplitData
 from dnhcli.errors import DnhError, InputError, OutputExistsError
 from dnhcli.index import search
 from dnhcli.manifest import package_versions
-from dnhcli.models import losses
+from dnhcli.models import centres, losses
 from dnhcli.models.checkpoint import load_checkpoint, save_checkpoint
 from dnhcli.models.encode import channels_last, encode_images, to_input
-from dnhcli.models.registry import create_model
+from dnhcli.models.registry import create_model, model_defaults
 from dnhcli.progress import ProgressFn, no_progress
 from dnhcli.training import augment
 from dnhcli.training.config import SELECTION_METRIC, Hyperparams, TrainConfig
@@ -90,6 +90,7 @@ class Trainer:
         else:
             self.optimizer = torch.optim.Adam(self.model.encoder_parameters(), lr=hp.lr)
         self.disc_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=hp.lr)
+        self.centres = torch.from_numpy(centres.hash_centres(dataset.class_organs, hp.bits)).float()
         self._facts = self._static_facts()
 
     def _generator(self, epoch: int, stream: int) -> torch.Generator:
@@ -107,9 +108,11 @@ class Trainer:
         organ, disease = t["organ"][idx], t["disease"][idx]
         j_class = losses.classification_loss(self.model.classifier(f), t["target"][idx],
                                              hp.label_smoothing)
+        j_quant = losses.quantization_loss(h)
+        if hp.objective == "centres":
+            return self._centre_step(h, j_class, j_quant, t["klass"][idx])
         j1, j2 = losses.pair_losses(h, organ, disease, hp.gamma, hp.balance,
                                     hp.organ_balance)
-        j_quant = losses.quantization_loss(h)
         if hp.beta > 0:
             pairs, order = losses.order_pairs(losses.grad_reverse(h, hp.beta), t["klass"][idx],
                                               pair_gen, hp.max_pairs)
@@ -125,7 +128,19 @@ class Trainer:
         if hp.beta > 0:
             self.disc_optimizer.step()
         total = encoder_loss - hp.beta * j_disc
-        return torch.stack([j_class, j1, j2, j_disc, j_quant, total]).detach()
+        return torch.stack([j_class, j1, j2, j_disc, j_quant, torch.zeros(()), total]).detach()
+
+    def _centre_step(self, h: torch.Tensor, j_class: torch.Tensor, j_quant: torch.Tensor,
+                     klass: torch.Tensor) -> torch.Tensor:
+        """The centres objective: c J_class + w J_centre + q J_quant (no pairs, no discriminator)."""
+        hp = self.hp
+        j_centre = centres.centre_loss(h, self.centres[klass])
+        total = hp.class_weight * j_class + hp.centre_weight * j_centre + hp.quantization * j_quant
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        zero = torch.zeros(())
+        return torch.stack([j_class, zero, zero, zero, j_quant, j_centre, total]).detach()
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the train split in a seeded order; mean of each loss term."""
@@ -156,7 +171,7 @@ class Trainer:
             "disease_names": [ds.disease_names(o) for o in range(len(ds.organ_names))],
             "dataset_classes": ds.class_names,
             "hparams": asdict(self.hp),
-            "preprocessing": "uint8 grey 28x28 -> float /255 in [0, 1], shape (N, 1, 28, 28)",
+            "preprocessing": model_defaults(self.hp.arch).preprocessing,
             "dataset": {"fingerprint": ds.fingerprint, "path": str(ds.path.absolute()),
                         "seed": ds.manifest["seed"]},
             "versions": package_versions(),

@@ -41,6 +41,10 @@ def test_train_errors_are_one_line(synthetic_dataset: Path, tmp_path: Path) -> N
          "bit length 12 is not supported"),
         (["--data", str(synthetic_dataset), "--out", str(tmp_path / "c"), "--resume"],
          "nothing to resume"),
+        (["--data", str(synthetic_dataset), "--out", str(tmp_path / "d"), "--arch", "vit-huge"],
+         "unknown model 'vit-huge'"),
+        (["--data", str(synthetic_dataset), "--out", str(tmp_path / "e"), "--objective", "csq"],
+         "unknown objective 'csq'"),
     ]
     for args, message in cases:
         result = runner.invoke(app, ["train", *args])

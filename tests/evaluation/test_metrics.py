@@ -11,6 +11,7 @@ from dnhcli.evaluation.metrics import (
     average_precision_at_k,
     average_precision_at_ks,
     dcg_figures,
+    majority_vote_at_ks,
     precision_at_ks,
     radius_curves,
 )
@@ -71,3 +72,24 @@ def test_radius_curves_by_hand() -> None:
     assert recall[0].tolist() == pytest.approx([1 / 3, 1 / 3, 1.0])
     assert precision[1].tolist() == [0.0, 0.0, 0.0]  # nothing within radius: precision 0
     assert recall[1].tolist() == [0.0, 0.0, 0.0]  # nothing relevant in the gallery: recall 0
+
+
+def test_majority_vote_counts_the_top_k_and_breaks_ties_by_the_nearest_item() -> None:
+    ranked = np.array([[1, 2, 2, 1, 0],    # votes: k=3 -> 2 wins; k=4 -> 1 and 2 tie, 1 is nearer
+                       [0, 1, 2, 3, 4],    # every class once: the nearest item's class wins
+                       [3, 3, 1, 1, 1]])   # 3 leads until the fifth item makes 1 the majority
+    query = np.array([2, 0, 1])
+    votes = majority_vote_at_ks(ranked, query, (1, 3, 4, 5))
+    assert votes[1].tolist() == [0.0, 1.0, 0.0]
+    assert votes[3].tolist() == [1.0, 1.0, 0.0]
+    assert votes[4].tolist() == [0.0, 1.0, 0.0]
+    assert votes[5].tolist() == [0.0, 1.0, 1.0]
+
+
+def test_majority_vote_with_k_beyond_the_ranked_list_uses_every_item() -> None:
+    ranked = np.array([[4, 0, 0]])
+    votes = majority_vote_at_ks(ranked, np.array([0]), (2, 3, 1000))
+    assert votes[2].tolist() == [0.0]  # 4 and 0 tie at one vote each: 4 is nearer
+    assert votes[3].tolist() == votes[1000].tolist() == [1.0]
+    empty = majority_vote_at_ks(np.zeros((2, 0), np.int64), np.array([0, 1]), (10,))
+    assert empty[10].tolist() == [0.0, 0.0]  # nothing retrieved: no vote won
