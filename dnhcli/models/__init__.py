@@ -1,1 +1,2 @@
-"""Models: the network registry, the networks, their losses, encoding helpers and checkpoints."""
+"""Models: the registry (architectures and objectives), the networks and stronger encoders, the
+losses and hash centres, encoding helpers and checkpoints."""

@@ -19,16 +19,16 @@ import torch
 from torch import nn
 
 from dnhcli.index.codes import validate_bits
+from dnhcli.models.networks import Encoder
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout)]
 
 
-class _Hashing(nn.Module):
+class _Hashing(Encoder):
     """Shared tail: a trunk gives f (N, F); a linear layer and tanh give h (N, K)."""
 
-    feature_dim: int
     trunk: nn.Module
 
     def __init__(self, bits: int, feature_dim: int) -> None:
@@ -41,10 +41,6 @@ class _Hashing(nn.Module):
         """Return the feature f (N, F) and the continuous code h (N, K)."""
         f = self.trunk(x)
         return f, torch.tanh(self.hash(f))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the continuous code h (N, K); the binary code is h >= 0."""
-        return self.features(x)[1]
 
 
 class BNCNNEncoder(_Hashing):

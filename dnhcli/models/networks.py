@@ -25,7 +25,22 @@ def validate_classes(classes: int) -> int:
     return classes
 
 
-class HashEncoder(nn.Module):
+class Encoder(nn.Module):
+    """What every hash encoder provides: `features(x) -> (f, h)` with f (N, feature_dim) and
+    h (N, bits) in (-1, 1); `forward(x) -> h`."""
+
+    bits: int
+    feature_dim: int
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the continuous code h (N, K); the binary code is h >= 0."""
+        return self.features(x)[1]
+
+
+class HashEncoder(Encoder):
     """LeNet-5 encoder: (N, 1, 28, 28) floats in [0, 1] -> codes h (N, K) in (-1, 1)."""
 
     feature_dim = FEATURE_DIM
@@ -49,10 +64,6 @@ class HashEncoder(nn.Module):
         """Return the feature f (N, 120) and the continuous code h (N, K)."""
         f = self.fc(self.conv(x))
         return f, torch.tanh(self.hash(f))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the continuous code h (N, K); the binary code is h >= 0."""
-        return self.features(x)[1]
 
 
 class ClassifierHead(nn.Module):
@@ -112,12 +123,12 @@ class DNHNetwork(nn.Module):
     them, the reference's LeNet-5 encoder and classifier head."""
 
     def __init__(self, bits: int = 48, classes: int = 4, arch: str = "lenet5-dnh",
-                 encoder: nn.Module | None = None, classifier: nn.Module | None = None) -> None:
+                 encoder: Encoder | None = None, classifier: nn.Module | None = None) -> None:
         super().__init__()
         self.bits = validate_bits(bits)
         self.classes = validate_classes(classes)
         self.arch = arch
-        self.encoder = encoder if encoder is not None else HashEncoder(self.bits)
+        self.encoder: Encoder = encoder if encoder is not None else HashEncoder(self.bits)
         self.classifier = classifier if classifier is not None else ClassifierHead(
             self.classes, self.encoder.feature_dim)
         self.discriminator = PairDiscriminator(self.bits)

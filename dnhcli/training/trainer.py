@@ -1,13 +1,15 @@
-"""`train`: the DNH objective, stepped per batch, with validation, checkpoints and resume.
+"""`train`: an objective stepped per batch, with validation, checkpoints and resume.
 
-Per batch, one backward pass steps both optimizers:
+With the `dnh` objective, one backward pass per batch steps both optimizers:
 
     encoder + classifier:  c J_class + alpha1 J1 + alpha2 J2 + q J_quant - beta J_D
     discriminator:         J_D  (its own Adam)
 
 The adversarial sign comes from a gradient-reversal layer between the codes and
-the discriminator. Batch order and pair draws come from generators seeded by
-(seed, epoch), so a resumed run repeats an uninterrupted one exactly.
+the discriminator. With the `centres` objective the encoder and classifier step on
+c J_class + w J_centre + q J_quant (`dnhcli.models.centres`) and the discriminator rests.
+Batch order and pair draws come from generators seeded by (seed, epoch), so a resumed run
+repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ class Trainer:
         else:
             self.optimizer = torch.optim.Adam(self.model.encoder_parameters(), lr=hp.lr)
         self.disc_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=hp.lr)
-        self.centres = torch.from_numpy(centres.hash_centres(dataset.class_organs, hp.bits)).float()
+        self.centres = (torch.from_numpy(centres.hash_centres(dataset.class_organs, hp.bits)).float()
+                        if hp.objective == "centres" else torch.zeros(0))
         self._facts = self._static_facts()
 
     def _generator(self, epoch: int, stream: int) -> torch.Generator:
