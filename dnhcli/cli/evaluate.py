@@ -77,9 +77,9 @@ def _render(report: EvalReport) -> None:
         table.add_row(label, *(_fmt(values.get(f"{name}@{k}")) for k in ks))
     stdout.print(table)
     k, r = ks[0], report.evaluation.radius
-    organs = Table(title=f"Per organ, at k = {k} (tie P: tie-aware strict precision)",
-                   title_justify="left")
-    for name in ("organ", "queries", "ref mAP", "strict mAP", "nDCG", "P", "mMV", "tie P", f"P@r{r}"):
+    organs = Table(title=f"Per organ, at k = {k} (mAP, nDCG, P: strict; mMV: majority vote; tie P: "
+                         "tie-aware strict precision)", title_justify="left")
+    for name in ("organ", "queries", "ref mAP", "mAP", "nDCG", "P", "mMV", "tie P", f"P@r{r}"):
         organs.add_column(name, justify="left" if name == "organ" else "right", no_wrap=True)
     for organ, figures in result["per_organ"].items():
         strict, tie = figures["strict"], figures["tie_aware"]["strict"]
