@@ -65,36 +65,30 @@ def _lenet5_dnh(bits: int, classes: int) -> DNHNetwork:
     return DNHNetwork(bits=bits, classes=classes, arch="lenet5-dnh")
 
 
-@register_model(
-    ModelDefaults(
-        arch="bncnn",
-        description="BatchNorm CNN, 3 stages of two 3x3 conv-BN-ReLU (32/64/128), about 0.29M "
-                    "parameters at 48 bits",
-    )
-)
-def _bncnn(bits: int, classes: int) -> DNHNetwork:
-    from dnhcli.models.encoders import BNCNNEncoder
-    from dnhcli.models.networks import DNHNetwork, LinearHead
+def _with_linear_head(arch: str, encoder_class: str) -> _Builder:
+    """A builder of an encoder from `dnhcli.models.encoders` with a linear classifier."""
 
-    encoder = BNCNNEncoder(bits)
-    return DNHNetwork(bits=bits, classes=classes, arch="bncnn", encoder=encoder,
-                      classifier=LinearHead(classes, encoder.feature_dim))
+    def build(bits: int, classes: int) -> DNHNetwork:
+        from dnhcli.models import encoders
+        from dnhcli.models.networks import DNHNetwork, LinearHead
+
+        encoder = getattr(encoders, encoder_class)(bits)
+        return DNHNetwork(bits=bits, classes=classes, arch=arch, encoder=encoder,
+                          classifier=LinearHead(classes, encoder.feature_dim))
+
+    return build
 
 
-@register_model(
-    ModelDefaults(
-        arch="resnet18",
-        description="ResNet-18 for 28x28 (3x3 stem, no max-pooling), as in MedMNIST v2; about "
-                    "11.2M parameters",
-    )
-)
-def _resnet18(bits: int, classes: int) -> DNHNetwork:
-    from dnhcli.models.encoders import ResNet18Encoder
-    from dnhcli.models.networks import DNHNetwork, LinearHead
-
-    encoder = ResNet18Encoder(bits)
-    return DNHNetwork(bits=bits, classes=classes, arch="resnet18", encoder=encoder,
-                      classifier=LinearHead(classes, encoder.feature_dim))
+register_model(ModelDefaults(
+    arch="bncnn",
+    description="BatchNorm CNN, 3 stages of two 3x3 conv-BN-ReLU (32/64/128), about 0.29M parameters "
+                "at 48 bits",
+))(_with_linear_head("bncnn", "BNCNNEncoder"))
+register_model(ModelDefaults(
+    arch="resnet18",
+    description="ResNet-18 for 28x28 (3x3 stem, no max-pooling), as in MedMNIST v2; about 11.2M "
+                "parameters",
+))(_with_linear_head("resnet18", "ResNet18Encoder"))
 
 
 def list_models() -> list[str]:
