@@ -11,7 +11,7 @@ Threads: all cores by default; `set_threads(n)` changes the default, and the `th
 argument of a call overrides it for that call. The kernels are compiled by numba with
 cache=True: the first call in a fresh environment compiles them (about 20 s for `topk` and
 12 s more for `range_search` on 2 cores),
-later processes load them from `__pycache__` in about 0.6 s (numba builds its CPU target first).
+later processes load them from `__pycache__` in 0.6-1.3 s (numba builds its CPU target first).
 So that a one-off command pays none of that, a process that has not loaded the kernels yet does
 small searches (at most `SMALL_QUERIES` queries and `SMALL_WORK` query-code distances) in plain
 numpy (`dnhcli.index.search_numpy`), with the same results, until those searches have cost it
@@ -172,7 +172,7 @@ def topk(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = N
     if _use_numpy(engine, nq, n):
         _check_thread_count(threads)
         with _numpy_clock():
-            return topk_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), kk)
+            return topk_numpy(queries, flat.reshape(n, width), kk)
     qwords = _query_words(queries, width)
     with _threads(threads) as nthreads:
         qsplit, dsplit = _splits(nq, n, nthreads)
@@ -192,7 +192,7 @@ def range_search(queries: np.ndarray, codes: np.ndarray, radius: int, threads: i
     if _use_numpy(engine, nq, n):
         _check_thread_count(threads)
         with _numpy_clock():
-            return range_numpy(queries, np.ascontiguousarray(codes).view(np.ndarray), min(int(radius), bits))
+            return range_numpy(queries, flat.reshape(n, width), min(int(radius), bits))
     qwords = _query_words(queries, width)
     with _threads(threads) as nthreads:
         qsplit, dsplit = _splits(nq, n, nthreads)
