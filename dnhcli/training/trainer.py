@@ -111,11 +111,12 @@ class Trainer:
         organ, disease = t["organ"][idx], t["disease"][idx]
         j_class = losses.classification_loss(self.model.classifier(f), t["target"][idx],
                                              hp.label_smoothing)
-        j_quant = losses.quantization_loss(h)
         if hp.objective == "centres":
-            return self._centre_step(h, j_class, j_quant, t["klass"][idx])
+            return self._centre_step(h, j_class, losses.quantization_loss(h), t["klass"][idx])
+        # this order of the terms fixes autograd's order of summing gradients, hence the weights
         j1, j2 = losses.pair_losses(h, organ, disease, hp.gamma, hp.balance,
                                     hp.organ_balance)
+        j_quant = losses.quantization_loss(h)
         if hp.beta > 0:
             pairs, order = losses.order_pairs(losses.grad_reverse(h, hp.beta), t["klass"][idx],
                                               pair_gen, hp.max_pairs)
