@@ -108,15 +108,14 @@ def majority_vote_at_ks(ranked_classes: np.ndarray, query_classes: np.ndarray,
     ranked_classes = np.asarray(ranked_classes, dtype=np.int64)
     q, length = ranked_classes.shape
     classes = int(max(ranked_classes.max(initial=-1), np.max(query_classes, initial=-1))) + 1
-    rows = np.repeat(np.arange(q) * classes, length).reshape(q, length)
-    flat = (rows + ranked_classes).reshape(-1)
+    cells = np.arange(q)[:, None] * classes + ranked_classes  # (query, class) cell of each item
     first = np.full(q * classes, length, np.int64)
-    np.minimum.at(first, flat, np.tile(np.arange(length), q))
+    np.minimum.at(first, cells.reshape(-1), np.tile(np.arange(length), q))
     counts = np.zeros(q * classes, np.int64)
     out, done = {}, 0
     for k in sorted(ks):
         cut = min(k, length)
-        np.add.at(counts, (rows[:, done:cut] + ranked_classes[:, done:cut]).reshape(-1), 1)
+        np.add.at(counts, cells[:, done:cut].reshape(-1), 1)
         done = cut
         key = (counts * (length + 1) - first).reshape(q, classes)  # more votes, then nearer first
         winner = key.argmax(axis=1)
