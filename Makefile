@@ -31,9 +31,9 @@ demo: setup
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/export/encoder.xml --db $(DEMO)/hashdb -k 5
 	$(BIN)/dnh benchmark --model $(DEMO)/export/encoder.xml --data $(DEMO)/data --batch 1,1024 \
 		--threads 1,2 --seconds 0.6 --engines openvino,pytorch,onnxruntime --e2e-queries 300
-	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model-bncnn --arch bncnn --objective centres \
-		--classes class --epochs 10 --batch-size 128 --lr-schedule cosine --shift 2 --hflip --threads 2 --force
-	$(BIN)/dnh evaluate --model $(DEMO)/model-bncnn/best.pt --data $(DEMO)/data -k 10,100
+	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model-reference --preset reference --epochs 30 \
+		--threads 2 --force
+	$(BIN)/dnh evaluate --model $(DEMO)/model-reference/best.pt --data $(DEMO)/data -k 10,100
 
 test: setup
 	$(BIN)/ruff check dnhcli tests

@@ -39,6 +39,7 @@ from dnhcli.evaluation.baselines import fit_baseline  # noqa: E402
 from dnhcli.evaluation.protocol import evaluate_codes  # noqa: E402
 from dnhcli.index.codes import codes_from_continuous  # noqa: E402
 from dnhcli.models.checkpoint import load_checkpoint  # noqa: E402
+from dnhcli.training.config import PRESETS  # noqa: E402
 from dnhcli.training.trainer import Hyperparams, TrainConfig, train  # noqa: E402
 
 KS = (10, 100, 1000)
@@ -58,40 +59,51 @@ class Variant:
     changes: tuple[tuple[str, Any], ...] = ()
     all_bits: bool = False  # run at every bit length (else at 48 only)
     all_splits: bool = False  # run on every split seed (else on split seed 0 only)
+    study: bool = False  # a one-seed study of an option: the first training seed only
 
 
-# The reference's training, whatever dnh's defaults become: every setting spelled out.
-REFERENCE_HPARAMS: tuple[tuple[str, Any], ...] = (
-    ("arch", "lenet5-dnh"), ("objective", "dnh"), ("epochs", 100),
-    ("classes", "organ"), ("lr", 1e-3), ("batch_size", 256), ("class_weight", 1.0), ("alpha1", 0.5),
-    ("alpha2", 0.5), ("beta", 0.6), ("gamma", 1.0), ("quantization", 0.0), ("balance", False),
-    ("organ_balance", False), ("shift", 0), ("hflip", False), ("lr_schedule", "constant"),
-    ("weight_decay", 0.0), ("label_smoothing", 0.0))
-
-# The recipe of the stronger encoders and the centres objective (issue 13): 30 epochs, class-level
-# classifier, batch 128, cosine schedule, shifts of up to 2 px and horizontal flips.
-RECIPE: tuple[tuple[str, Any], ...] = (
-    ("epochs", 30), ("classes", "class"), ("batch_size", 128), ("lr_schedule", "cosine"), ("shift", 2),
-    ("hflip", True))
+# The reference method and dnh's defaults before issue 13 (the reference plus a 0.1 quantization
+# term), spelled out so that these rows stay what they are whatever the defaults become.
+REFERENCE: tuple[tuple[str, Any], ...] = tuple(PRESETS["reference"].items())
+LENET_DNH: tuple[tuple[str, Any], ...] = (*REFERENCE, ("quantization", 0.1))
 
 VARIANTS = (
-    Variant("dnh", "DNH, `dnh train` defaults", all_bits=True, all_splits=True),
-    Variant("reference", "DNH, the reference's hyperparameters (organ classes, no quantization)",
-            REFERENCE_HPARAMS),
-    Variant("gamma10", "DNH, defaults with gamma 10 (less code collapse)", (("gamma", 10.0),)),
+    Variant("dnh", "`dnh train` defaults: BN CNN, hash centres + classification",
+            all_bits=True, all_splits=True),
+    Variant("reference", "the reference method (`--preset reference`: LeNet-5, DNH, organ classes, "
+            "no quantization)", REFERENCE),
+    Variant("lenet-dnh", "LeNet-5, DNH: dnh's defaults before issue 13 (reference + quantization 0.1)",
+            LENET_DNH, all_splits=True),
+    Variant("gamma10", "LeNet-5, DNH, gamma 10 (less code collapse)", (*LENET_DNH, ("gamma", 10.0))),
     Variant("class-only", "ablation of the gamma-10 row: classification only (no Cauchy, no discriminator)",
-            (("gamma", 10.0), ("alpha1", 0.0), ("alpha2", 0.0), ("beta", 0.0))),
+            (*LENET_DNH, ("gamma", 10.0), ("alpha1", 0.0), ("alpha2", 0.0), ("beta", 0.0))),
     Variant("cauchy-only", "ablation of the gamma-10 row: Cauchy only (no classification, no discriminator)",
-            (("gamma", 10.0), ("class_weight", 0.0), ("beta", 0.0))),
+            (*LENET_DNH, ("gamma", 10.0), ("class_weight", 0.0), ("beta", 0.0))),
     Variant("no-disc", "ablation of the gamma-10 row: no discriminator (beta 0)",
-            (("gamma", 10.0), ("beta", 0.0))),
-    Variant("bncnn-centres", "BN CNN, hash centres + classification (recipe of issue 13)",
-            (("arch", "bncnn"), ("objective", "centres"), *RECIPE), all_splits=True),
-    Variant("bncnn-dnh", "BN CNN, DNH objective (same recipe)",
-            (("arch", "bncnn"), ("objective", "dnh"), *RECIPE)),
-    Variant("lenet-centres", "LeNet-5, hash centres + classification (same recipe)",
-            (("arch", "lenet5-dnh"), ("objective", "centres"), *RECIPE)),
+            (*LENET_DNH, ("gamma", 10.0), ("beta", 0.0))),
+    Variant("bncnn-dnh", "BN CNN, DNH objective (the defaults' recipe)", (("objective", "dnh"),)),
+    Variant("lenet-centres", "LeNet-5, hash centres + classification (the defaults' recipe)",
+            (("arch", "lenet5-dnh"),)),
+    # one option at a time on top of the defaults, one seed each (docs/RESULTS.md, last table)
+    Variant("resnet18", "ResNet-18 encoder, 10 epochs (30 do not fit the budget of a default)",
+            (("arch", "resnet18"), ("epochs", 10)), study=True),
+    Variant("ordinal", "graded centres for Retina (`--ordinal`)", (("ordinal", True),), study=True),
+    Variant("balance", "class-balanced centre loss (`--balance`)", (("balance", True),), study=True),
+    Variant("organ-sampling", "organ-balanced sampling (`--sampling organ`)", (("sampling", "organ"),),
+            study=True),
+    Variant("class-sampling", "class-balanced sampling (`--sampling class`)", (("sampling", "class"),),
+            study=True),
+    Variant("logit-adjust", "logit adjustment tau 1 (`--logit-adjust 1`)", (("logit_adjust", 1.0),),
+            study=True),
+    Variant("quantization", "quantization weight 0.1 (`--quantization 0.1`, the weight before)",
+            (("quantization", 0.1),), study=True),
+    Variant("centre-weight", "centre loss weight 3 (`--centre-weight 3`)", (("centre_weight", 3.0),),
+            study=True),
+    Variant("label-smoothing", "label smoothing 0.1 (`--label-smoothing 0.1`)",
+            (("label_smoothing", 0.1),), study=True),
 )
+# Relative cost of an epoch per architecture: the longest runs start first.
+ARCH_COST = {"resnet18": 12.0, "bncnn": 1.0, "lenet5-dnh": 0.25}
 
 
 def hparams_for(variant: Variant, bits: int, seed: int, epochs: int | None) -> Hyperparams:
@@ -123,7 +135,8 @@ def _needs_training(job: dict[str, Any]) -> bool:
 
 def _run_training(jobs: list[dict[str, Any]], parallel: int) -> int:
     """Train the jobs not done before, `parallel` at a time; returns how many were trained."""
-    todo = [job for job in jobs if _needs_training(job)]
+    todo = sorted((job for job in jobs if _needs_training(job)),
+                  key=lambda job: -ARCH_COST.get(job["hparams"]["arch"], 1.0) * job["hparams"]["epochs"])
     print(f"{len(jobs) - len(todo)} runs done before, {len(todo)} to train", flush=True)
 
     def work(job: dict[str, Any]) -> None:
@@ -138,6 +151,10 @@ def _run_training(jobs: list[dict[str, Any]], parallel: int) -> int:
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         list(pool.map(work, todo))
     return len(todo)
+
+
+def _flip_mean(backend: Any, images: np.ndarray) -> np.ndarray:
+    return (backend.encode(images) + backend.encode(np.ascontiguousarray(images[:, :, ::-1]))) / 2
 
 
 def _labels(split: Any) -> np.ndarray:
@@ -177,6 +194,12 @@ def main() -> None:
         _train_one(args.train_one)
         return
     started = time.perf_counter()
+    names = args.variants.split(",")
+    unknown = sorted(set(names) - {v.name for v in VARIANTS})
+    if unknown:
+        raise SystemExit(f"unknown variant {', '.join(unknown)}; "
+                         f"known: {', '.join(v.name for v in VARIANTS)}")
+    chosen = [v for v in VARIANTS if v.name in names]
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
     bit_lengths = [int(b) for b in args.bits.split(",")]
@@ -193,11 +216,10 @@ def main() -> None:
         datasets[split] = PreparedDataset.open(data)
     dataset = datasets[0]
     jobs, rows = [], []
-    chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
     for variant in chosen:
         for split in split_seeds if variant.all_splits else [0]:
             for bits in bit_lengths if variant.all_bits and split == 0 else [args.main_bits]:
-                for seed in seeds:
+                for seed in seeds[:1] if variant.study else seeds:
                     hp = hparams_for(variant, bits, seed, args.epochs)
                     name = f"{variant.name}-{bits}b-s{seed}" + (f"-split{split}" if split else "")
                     run = out / "runs" / name
@@ -218,7 +240,14 @@ def main() -> None:
         results.append({"method": variant.name, "label": variant.label, "bits": bits, "seed": seed,
                         "split": split, "epoch": backend.info["epoch"],
                         "train_seconds": round(sum(row["train_seconds"] for row in history), 1),
-                        "epochs": len(history), "fragile": best["fragile_fraction"], **figures})
+                        "epochs": len(history), "fragile": best["fragile_fraction"],
+                        "study": variant.study, **figures})
+        if variant.name == "dnh" and bits == args.main_bits and seed == seeds[0] and split == 0:
+            # test-time flip averaging: the mean of the codes of an image and its mirror image
+            qf, gf = (_flip_mean(backend, np.asarray(s.images)) for s in (query, gallery))
+            results.append({**results[-1], "method": "flip-mean", "study": True,
+                            "label": "flip averaging at test time (the defaults' model)",
+                            "fragile": None, **_evaluate(qf, gf, query, gallery, organs)})
     query, gallery = dataset.split("query"), dataset.split("gallery")
     for name, label in (("lsh", "LSH on pixels (random hyperplanes)"), ("pca-itq", "PCA + ITQ on pixels")):
         for bits in bit_lengths:

@@ -74,7 +74,9 @@ def _table(results: list[dict[str, Any]], bits: int, columns: list[tuple[str, tu
 
 def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, Any]) -> None:
     """Write the whole report (overwrites `path`)."""
-    results = [r for r in everything if r.get("split", 0) == 0]  # the main tables: split seed 0
+    # the main tables: split seed 0, without the one-seed studies (their own table)
+    results = [r for r in everything if r.get("split", 0) == 0 and not r.get("study")]
+    studies = [r for r in everything if r.get("split", 0) == 0 and r.get("study")]
     main, seeds, ks = facts["main_bits"], facts["seeds"], (10, 100, 1000)
     epochs = (f"{facts['epochs']} epochs" if facts.get("epochs")
               else "each variant's own epochs (100 for the DNH rows, 30 for the recipe of issue 13)")
@@ -152,7 +154,8 @@ def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, 
         out.append(f"| {label} | " + " | ".join(
             _cell(_values(results, method, main, p), 3) for _, p in columns) + " |")
     out += _training_table(results, main)
-    out += _splits_table(everything, facts, main, organs)
+    out += _splits_table([r for r in everything if not r.get("study")], facts, main, organs)
+    out += _study_table(results, studies, seeds[0], main, organs)
     out += ["", "## Goals", "", f"{main} bits, `dnh train` defaults, mean over {len(seeds)} seeds.", "",
             "| goal | target | measured | met |", "|---|---|---|---|"]
     goals = [*GOALS, *((f"{o} mMV@10 (ResNet-18 accuracy)", ("per_organ", o, "strict", "mMV@10"), RESNET18[o])
@@ -226,4 +229,31 @@ def _splits_table(everything: list[dict[str, Any]], facts: dict[str, Any], bits:
             chosen = [r for r in everything if r.get("split", 0) == split]
             cells = [_cell(_values(chosen, method, bits, p), 3) for _, p in paths]
             lines.append(f"| {label} | {split} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _study_table(results: list[dict[str, Any]], studies: list[dict[str, Any]], seed: int, bits: int,
+                 organs: list[str]) -> list[str]:
+    """One-seed studies of single options beside the defaults' run of the same seed."""
+    if not studies:
+        return []
+    paths = [("strict mAP@10", ("strict", "mAP@10")), ("standard nDCG@10", ("strict", "nDCG@10")),
+             *((f"{o} P@10", ("per_organ", o, "strict", "P@10")) for o in organs),
+             *((f"{o} mMV@10", ("per_organ", o, "strict", "mMV@10")) for o in organs)]
+    lines = ["", f"## What else was tried: one option at a time, {bits} bits, seed {seed}", "",
+             "Each row changes one thing of the defaults and trains with the same seed (same "
+             "initialisation and batch order where the option allows), so its difference to the "
+             "first row is the option's effect on that run; one seed moves strict mAP@10 by about "
+             "+-0.01, so small differences are noise.", "",
+             "| option | " + " | ".join(c for c, _ in paths) + " | fragile % | training s |",
+             "|---" * (len(paths) + 3) + "|"]
+    base = [r for r in results if r["method"] == "dnh" and r["bits"] == bits and r["seed"] == seed]
+    for method, label in [("dnh", "defaults"), *_methods(studies, bits)]:
+        chosen = base if method == "dnh" else [r for r in studies if r["method"] == method]
+        if not chosen:
+            continue
+        cells = [_cell(_values(chosen, method, bits, p), 3) for _, p in paths]
+        fragile = _cell(np.array([100 * r["fragile"] for r in chosen if r.get("fragile") is not None]), 3)
+        seconds = _cell(np.array([r.get("train_seconds", np.nan) for r in chosen], dtype=float), 0)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fragile} | {seconds} |")
     return lines

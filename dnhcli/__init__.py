@@ -46,6 +46,7 @@ _EXPORTS = {
     "search": "dnhcli.retrieval.query",
     "Hyperparams": "dnhcli.training.config",
     "TrainConfig": "dnhcli.training.config",
+    "preset": "dnhcli.training.config",
     "train": "dnhcli.training.trainer",
 }
 __all__ = ["__version__", *_EXPORTS]
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from dnhcli.retrieval.query import search as search
     from dnhcli.training.config import Hyperparams as Hyperparams
     from dnhcli.training.config import TrainConfig as TrainConfig
+    from dnhcli.training.config import preset as preset
     from dnhcli.training.trainer import train as train
 
 

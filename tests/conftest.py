@@ -68,10 +68,11 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16-bit model trained for 3 epochs on the synthetic set: its last.pt."""
-    from dnhcli.training.trainer import Hyperparams, TrainConfig, train
+    from dnhcli.training.config import preset
+    from dnhcli.training.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "run"
-    hp = Hyperparams(epochs=3, batch_size=64, bits=16, seed=0)
+    hp = preset("reference", epochs=3, batch_size=64, bits=16, seed=0, quantization=0.1)
     return train(TrainConfig(data=synthetic_dataset, out=out, hparams=hp, threads=1)).last
 
 

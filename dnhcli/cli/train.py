@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,16 +12,19 @@ from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import BitsOpt, DataOpt, ForceOpt, JsonOpt, OutDirOpt, SeedOpt, ThreadsOpt
 from dnhcli.cli.output import run_and_report, stdout
 from dnhcli.models.registry import OBJECTIVES, list_models
-from dnhcli.training.config import Hyperparams, TrainConfig
+from dnhcli.training.config import PRESETS, Hyperparams, TrainConfig
+from dnhcli.training.config import preset as make_preset
 
 if TYPE_CHECKING:
     from dnhcli.training.trainer import TrainResult
 
 _D = Hyperparams()
+_FIELDS = {f.name for f in fields(Hyperparams)}
 
 
 @handle_errors
 def train_command(
+    ctx: typer.Context,
     data: DataOpt,
     out: OutDirOpt,
     epochs: Annotated[int, typer.Option(help="Epochs to train (in all, when resuming).",
@@ -40,7 +44,8 @@ def train_command(
     quantization: Annotated[float, typer.Option(
         help="Weight of the quantization term mean((|h|-1)^2).")] = _D.quantization,
     balance: Annotated[bool, typer.Option(
-        help="DCH class-balance weights in the Cauchy losses.")] = _D.balance,
+        help="Class-balance weights: DCH pair weights in the Cauchy losses (dnh), per-image "
+             "inverse class frequency in the centre loss (centres).")] = _D.balance,
     organ_balance: Annotated[bool, typer.Option(
         help="J2 as the mean of per-organ J2, so every organ weighs the same.")] = _D.organ_balance,
     classes: Annotated[str, typer.Option(
@@ -65,6 +70,19 @@ def train_command(
     )] = _D.objective,
     centre_weight: Annotated[float, typer.Option(
         help="Weight of the hash-centre loss (objective centres).")] = _D.centre_weight,
+    sampling: Annotated[str, typer.Option(
+        help="Batch sampling: natural (each image once per epoch), organ or class (draws with "
+             "replacement, every organ or class equally likely).")] = _D.sampling,
+    logit_adjust: Annotated[float, typer.Option(
+        help="Logit adjustment tau of the classification loss (0 = off; 1 as Menon et al.).")
+    ] = _D.logit_adjust,
+    ordinal: Annotated[bool, typer.Option(
+        help="Graded hash centres for organs whose diseases are ordered grades (Retina).")
+    ] = _D.ordinal,
+    preset: Annotated[str, typer.Option(
+        help="Start from a preset: " + ", ".join(PRESETS) + " (reference: the reference method, "
+             "LeNet-5 + DNH with the reference's settings). Options given here override it.")
+    ] = "default",
     seed: SeedOpt = _D.seed,
     threads: ThreadsOpt = None,
     val_every: Annotated[int, typer.Option(
@@ -79,15 +97,13 @@ def train_command(
 
     Writes last.pt, best.pt (by validation disease-level mAP@100) and summary.csv to --out.
     Resume with the same command plus --resume (only --epochs may change).
+    The defaults train the BN CNN toward hash centres; --preset reference trains the reference
+    method.
     """
-    hparams = Hyperparams(arch=arch, bits=bits, classes=classes, epochs=epochs, lr=lr,
-                          batch_size=batch_size, class_weight=class_weight, alpha1=alpha1,
-                          alpha2=alpha2, beta=beta,
-                          gamma=gamma, quantization=quantization, balance=balance, seed=seed,
-                          organ_balance=organ_balance,
-                          shift=shift, hflip=hflip, lr_schedule=lr_schedule,
-                          weight_decay=weight_decay, label_smoothing=label_smoothing,
-                          objective=objective, centre_weight=centre_weight)
+    options = dict(locals())  # the hyperparameters given on the command line override the preset
+    given = {name: value for name, value in options.items() if name in _FIELDS
+             and getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
+    hparams = make_preset(preset, **given)
     config = TrainConfig(data=data, out=out, hparams=hparams, threads=threads, resume=resume,
                          force=force, val_every=val_every)
     from dnhcli.training.trainer import train

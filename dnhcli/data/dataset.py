@@ -153,6 +153,12 @@ class PreparedDataset:
         """The organ index of every class, in class order."""
         return [int(c["organ"]) for c in self.manifest["classes"]]
 
+    @property
+    def ordinal_organs(self) -> list[int]:
+        """The organs whose diseases are ordered grades (an "ordinal-regression" source task)."""
+        return [o for o, sub in enumerate(self.manifest["subsets"])
+                if str(sub.get("task", "")).startswith("ordinal")]
+
     def disease_names(self, organ: int) -> list[str]:
         return list(self.manifest["subsets"][organ]["diseases"])
 

@@ -9,6 +9,11 @@ Row 0 (all ones) is skipped; negated rows follow the plain ones. Where a block h
 than it needs (short codes, many classes), the rest are seeded random rows, distinct from all
 before them.
 
+For an organ whose diseases are ordered grades (RetinaMNIST's 0-4, an "ordinal-regression"
+task), `ordinal_organs` gives its classes graded disease rows instead: grade 0 keeps its
+Hadamard row and each next grade flips the next `step` bits of it, so grades g and g' differ
+in |g - g'| * step bits, step = width // (grades - 1) (48 bits, 5 grades: 8 bits a grade).
+
 The loss pulls (h + 1) / 2 toward (c + 1) / 2 by binary cross-entropy, averaged over bits and
 images (CSQ, Yuan et al., CVPR 2020; the hierarchy follows the organ -> disease relevance of
 the evaluation).
@@ -81,9 +86,23 @@ def organ_bits(bits: int, organs: int) -> int:
     return width
 
 
-def hash_centres(class_organs: Sequence[int], bits: int, seed: int = 0) -> np.ndarray:
+def _graded(row: np.ndarray, grades: int) -> np.ndarray:
+    """`grades` rows from `row`: grade g flips the first g * step bits (see the module doc)."""
+    width = len(row)
+    if grades - 1 > width:
+        raise InputError(f"{grades} ordered grades need more than {width} disease bits")
+    step = width // max(grades - 1, 1)
+    out = np.repeat(row[None], grades, axis=0)
+    for g in range(1, grades):
+        out[g, :g * step] *= -1
+    return out
+
+
+def hash_centres(class_organs: Sequence[int], bits: int, seed: int = 0,
+                 ordinal_organs: Sequence[int] = ()) -> np.ndarray:
     """Target codes (C, K) in {-1, +1}: class c's organ block is its organ's row, its disease
-    block its own row. `class_organs[c]` is the organ index of class c."""
+    block its own row (graded rows for the classes of `ordinal_organs`, in class order).
+    `class_organs[c]` is the organ index of class c."""
     validate_bits(bits)
     organ_of = np.asarray(class_organs, np.int64)
     if organ_of.ndim != 1 or len(organ_of) == 0 or organ_of.min() < 0:
@@ -92,13 +111,22 @@ def hash_centres(class_organs: Sequence[int], bits: int, seed: int = 0) -> np.nd
     width = organ_bits(bits, organs)
     organ_rows = _block(width, organs, seed)
     disease_rows = _block(bits - width, len(organ_of), seed + 1)
+    for organ in set(ordinal_organs):
+        members = np.flatnonzero(organ_of == organ)
+        if len(members) > 1:
+            disease_rows[members] = _graded(disease_rows[members[0]], len(members))
     return np.concatenate([organ_rows[organ_of], disease_rows], axis=1)
 
 
-def centre_loss(h: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+def centre_loss(h: torch.Tensor, centres: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
     """mean BCE((h + 1) / 2, (c + 1) / 2) over images and bits; `centres` holds each image's
-    target code (B, K) in {-1, +1}."""
+    target code (B, K) in {-1, +1}. With `weights` (B,), the mean over images is weighted:
+    sum_b w_b BCE_b / sum_b w_b."""
     if h.shape != centres.shape:
         raise InputError(f"codes {tuple(h.shape)} and centres {tuple(centres.shape)} differ in shape")
     p = ((h + 1) / 2).clamp(_EPS, 1 - _EPS)
-    return F.binary_cross_entropy(p, (centres + 1) / 2)
+    if weights is None:
+        return F.binary_cross_entropy(p, (centres + 1) / 2)
+    per_image = F.binary_cross_entropy(p, (centres + 1) / 2, reduction="none").mean(dim=1)
+    return (weights * per_image).sum() / weights.sum()

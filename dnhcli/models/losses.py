@@ -54,18 +54,23 @@ def _zero(h: torch.Tensor) -> torch.Tensor:
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor,
-                        smoothing: float = 0.0) -> torch.Tensor:
+                        smoothing: float = 0.0, log_prior: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """Cross-entropy over the CLASS axis: mean_b [ -log softmax(logits_b)[target_b] ].
 
     The softmax runs over dim 1 (classes); the reference ran it over the batch axis.
     With label smoothing eps > 0 the target is (1 - eps) one-hot + eps uniform:
     (1 - eps) * CE + eps * mean_b mean_c [ -log softmax(logits_b)[c] ].
+    `log_prior` (C,), tau log pi_c, is added to every row of logits first: the logit-adjusted
+    loss of Menon et al. (ICLR 2021), which gives rare classes a wider margin.
     """
     if logits.ndim != 2 or target.shape != (logits.shape[0],):
         raise InputError(
             f"expected logits (B, C) and targets (B,), got {tuple(logits.shape)} and "
             f"{tuple(target.shape)}"
         )
+    if log_prior is not None:
+        logits = logits + log_prior
     log_probs = torch.log_softmax(logits, dim=1)
     nll = -log_probs.gather(1, target.long().unsqueeze(1)).mean()
     if smoothing > 0:

@@ -72,6 +72,12 @@ def _tensors(split: SplitData, mode: str) -> dict[str, torch.Tensor]:
             "target": (labels[:, 1] if mode == "organ" else labels[:, 0]).contiguous()}
 
 
+def _frequencies(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Each class's share of `labels` (a class absent from them counts as one image)."""
+    counts = torch.bincount(labels, minlength=classes).double().clamp(min=1)
+    return (counts / counts.sum()).float()
+
+
 class Trainer:
     """Holds the data as tensors in memory, the network and both optimizers."""
 
@@ -92,8 +98,16 @@ class Trainer:
         else:
             self.optimizer = torch.optim.Adam(self.model.encoder_parameters(), lr=hp.lr)
         self.disc_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=hp.lr)
-        self.centres = (torch.from_numpy(centres.hash_centres(dataset.class_organs, hp.bits)).float()
-                        if hp.objective == "centres" else torch.zeros(0))
+        ordinal = dataset.ordinal_organs if hp.ordinal else ()
+        self.centres = (torch.from_numpy(centres.hash_centres(
+            dataset.class_organs, hp.bits, ordinal_organs=ordinal)).float()
+            if hp.objective == "centres" else torch.zeros(0))
+        self.log_prior = (hp.logit_adjust * torch.log(_frequencies(self.train["target"],
+                                                                   len(self.target_names)))
+                          if hp.logit_adjust > 0 else None)
+        # class-balanced centre loss: image weights 1 / (classes * share of its class), mean 1
+        freq = _frequencies(self.train["klass"], len(dataset.class_names))
+        self.class_weights = 1.0 / (len(dataset.class_names) * freq)
         self._facts = self._static_facts()
 
     def _generator(self, epoch: int, stream: int) -> torch.Generator:
@@ -110,7 +124,7 @@ class Trainer:
         f, h = self.model.encoder.features(x)
         organ, disease = t["organ"][idx], t["disease"][idx]
         j_class = losses.classification_loss(self.model.classifier(f), t["target"][idx],
-                                             hp.label_smoothing)
+                                             hp.label_smoothing, self.log_prior)
         if hp.objective == "centres":
             return self._centre_step(h, j_class, losses.quantization_loss(h), t["klass"][idx])
         # this order of the terms fixes autograd's order of summing gradients, hence the weights
@@ -138,7 +152,8 @@ class Trainer:
                      klass: torch.Tensor) -> torch.Tensor:
         """The centres objective: c J_class + w J_centre + q J_quant (no pairs, no discriminator)."""
         hp = self.hp
-        j_centre = centres.centre_loss(h, self.centres[klass])
+        weights = self.class_weights[klass] if hp.balance else None
+        j_centre = centres.centre_loss(h, self.centres[klass], weights)
         total = hp.class_weight * j_class + hp.centre_weight * j_centre + hp.quantization * j_quant
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -150,7 +165,7 @@ class Trainer:
         """One pass over the train split in a seeded order; mean of each loss term."""
         self.model.train()
         n = len(self.train["images"])
-        order = torch.randperm(n, generator=self._generator(epoch, 0))
+        order = self._order(epoch, n)
         pair_gen = self._generator(epoch, 1)
         aug_gen = self._generator(epoch, 2) if self.hp.shift > 0 or self.hp.hflip else None
         factor = augment.lr_factor(self.hp.lr_schedule, epoch, self.hp.epochs)
@@ -165,6 +180,16 @@ class Trainer:
             sums += self.step(idx, pair_gen, aug_gen)
             batches += 1
         return dict(zip(LOSS_NAMES, (sums / max(batches, 1)).tolist()))
+
+    def _order(self, epoch: int, n: int) -> torch.Tensor:
+        """The epoch's batch order: a permutation (natural sampling), or n draws with
+        replacement in which every organ or class is equally likely."""
+        gen = self._generator(epoch, 0)
+        if self.hp.sampling == "natural":
+            return torch.randperm(n, generator=gen)
+        group = self.train["organ" if self.hp.sampling == "organ" else "klass"]
+        counts = torch.bincount(group).double()
+        return torch.multinomial(1.0 / counts[group], n, replacement=True, generator=gen)
 
     def _static_facts(self) -> dict[str, Any]:
         """What a checkpoint records about the run that never changes during it."""

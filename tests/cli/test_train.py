@@ -27,6 +27,26 @@ def test_train_json_contract(synthetic_dataset: Path, tmp_path: Path) -> None:
     assert json.loads(resumed.stdout)["last_epoch"]["epoch"] == 3
 
 
+def test_defaults_and_the_reference_preset(synthetic_dataset: Path, tmp_path: Path) -> None:
+    from dnhcli.models.checkpoint import load_checkpoint
+    from dnhcli.training.config import PRESETS, Hyperparams
+
+    default = runner.invoke(app, ["train", "--data", str(synthetic_dataset), "--out",
+                                  str(tmp_path / "default"), "--epochs", "1", "--json"])
+    assert default.exit_code == 0, default.output
+    facts = load_checkpoint(tmp_path / "default" / "last.pt")
+    assert facts["arch"] == "bncnn" and facts["hparams"]["objective"] == "centres"
+    assert facts["hparams"] == {**Hyperparams().__dict__, "epochs": 1}
+    # the reference is one flag away; options given beside the preset override it
+    ref = runner.invoke(app, ["train", "--data", str(synthetic_dataset), "--out", str(tmp_path / "ref"),
+                              "--preset", "reference", "--epochs", "1", "--bits", "16", "--json"])
+    assert ref.exit_code == 0, ref.output
+    hparams = load_checkpoint(tmp_path / "ref" / "last.pt")["hparams"]
+    assert hparams == {**Hyperparams().__dict__, **PRESETS["reference"], "epochs": 1, "bits": 16}
+    assert hparams["arch"] == "lenet5-dnh" and hparams["objective"] == "dnh"
+    assert hparams["classes"] == "organ" and hparams["quantization"] == 0.0
+
+
 def test_train_table_output(synthetic_dataset: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--data", str(synthetic_dataset), "--out",
                                  str(tmp_path / "run"), *FAST])
@@ -45,6 +65,10 @@ def test_train_errors_are_one_line(synthetic_dataset: Path, tmp_path: Path) -> N
          "unknown model 'vit-huge'"),
         (["--data", str(synthetic_dataset), "--out", str(tmp_path / "e"), "--objective", "csq"],
          "unknown objective 'csq'"),
+        (["--data", str(synthetic_dataset), "--out", str(tmp_path / "f"), "--preset", "paper"],
+         "unknown preset 'paper'"),
+        (["--data", str(synthetic_dataset), "--out", str(tmp_path / "g"), "--sampling", "organs"],
+         "--sampling must be one of"),
     ]
     for args, message in cases:
         result = runner.invoke(app, ["train", *args])

@@ -64,3 +64,28 @@ def test_centre_loss_by_hand() -> None:
     assert centre_loss(c * (1 - 1e-7), c).item() < 1e-5  # at the centre: about 0
     with pytest.raises(InputError):
         centre_loss(h, c[:1])
+
+
+@pytest.mark.parametrize("bits", [16, 48, 64])
+def test_ordinal_centres_space_the_grades_evenly(bits: int) -> None:
+    centres = hash_centres(CLASS_ORGANS, bits, ordinal_organs=[2])
+    plain = hash_centres(CLASS_ORGANS, bits)
+    width = bits - organ_bits(bits, 3)
+    step = width // 3  # organ 2 has 4 grades
+    grades = centres[5:]
+    distance = (grades[:, None] != grades[None]).sum(-1)
+    expected = step * np.abs(np.arange(4)[:, None] - np.arange(4)[None])
+    assert (distance == expected).all()
+    assert (centres[:5] == plain[:5]).all()  # the other organs keep their Hadamard rows
+    assert (centres[5:, :bits - width] == plain[5:, :bits - width]).all()  # and the organ block
+    assert len({tuple(row) for row in centres}) == 9
+
+
+def test_weighted_centre_loss_by_hand() -> None:
+    h = torch.tensor([[0.0, 0.0], [0.6, -0.6]])
+    c = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    per_image = [math.log(2), -(math.log(0.8) + math.log(0.2)) / 2]
+    w = torch.tensor([3.0, 1.0])
+    expected = (3 * per_image[0] + per_image[1]) / 4
+    assert centre_loss(h, c, w).item() == pytest.approx(expected, rel=1e-5)
+    assert centre_loss(h, c, torch.ones(2)).item() == pytest.approx(centre_loss(h, c).item(), rel=1e-6)

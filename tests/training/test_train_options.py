@@ -1,5 +1,5 @@
 """The optional training settings: augmentation, learning-rate schedule, weight decay and
-label smoothing (each off by default; each keeps runs and resumed runs deterministic)."""
+label smoothing (each off in the reference preset; each keeps runs and resumed runs deterministic)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from dnhcli.models.checkpoint import load_checkpoint
 from dnhcli.models.losses import classification_loss, disease_level_loss, pair_losses
 from dnhcli.training import trainer as train_module
 from dnhcli.training.augment import augment, lr_factor, random_hflip, random_shift
+from dnhcli.training.config import preset
 from dnhcli.training.trainer import Hyperparams, TrainConfig, TrainingInterrupted, train
 
-FAST = Hyperparams(epochs=2, batch_size=64, bits=16, seed=3)
+FAST = preset("reference", epochs=2, batch_size=64, bits=16, seed=3, quantization=0.1)
 OPTIONS = {"shift": 2, "hflip": True, "lr_schedule": "cosine", "weight_decay": 1e-4,
            "label_smoothing": 0.1}
 

@@ -9,9 +9,11 @@ import torch
 from dnhcli.errors import DataError, InputError, OutputExistsError
 from dnhcli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from dnhcli.training import trainer as train_module
+from dnhcli.training.config import preset
 from dnhcli.training.trainer import Hyperparams, TrainConfig, TrainingInterrupted, train
 
-FAST = Hyperparams(epochs=2, batch_size=64, bits=16, seed=3)
+# the DNH objective on LeNet-5 (dnh's defaults before issue 13): fast, and every term on
+FAST = preset("reference", epochs=2, batch_size=64, bits=16, seed=3, quantization=0.1)
 
 
 def _run(data: Path, out: Path, **changes: object) -> train_module.TrainResult:
