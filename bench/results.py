@@ -97,10 +97,6 @@ VARIANTS = (
             study=True),
     Variant("quantization", "quantization weight 0.1 (`--quantization 0.1`, the weight before)",
             (("quantization", 0.1),), study=True),
-    Variant("centre-weight", "centre loss weight 3 (`--centre-weight 3`)", (("centre_weight", 3.0),),
-            study=True),
-    Variant("label-smoothing", "label smoothing 0.1 (`--label-smoothing 0.1`)",
-            (("label_smoothing", 0.1),), study=True),
 )
 # Relative cost of an epoch per architecture: the longest runs start first.
 ARCH_COST = {"resnet18": 12.0, "bncnn": 1.0, "lenet5-dnh": 0.25}
@@ -183,6 +179,8 @@ def main() -> None:
     parser.add_argument("--split-seeds", default="0,1", help="split seeds; 0 first (the main one)")
     parser.add_argument("--bits", default="16,32,48,64")
     parser.add_argument("--main-bits", type=int, default=48)
+    parser.add_argument("--bit-seeds", type=int, default=1,
+                        help="training seeds at the bit lengths other than --main-bits (the first N)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--val-every", type=int, default=5)
     parser.add_argument("--doc", default="docs/RESULTS.md")
@@ -219,7 +217,9 @@ def main() -> None:
     for variant in chosen:
         for split in split_seeds if variant.all_splits else [0]:
             for bits in bit_lengths if variant.all_bits and split == 0 else [args.main_bits]:
-                for seed in seeds[:1] if variant.study else seeds:
+                chosen_seeds = seeds[:1] if variant.study else (
+                    seeds if bits == args.main_bits else seeds[:args.bit_seeds])
+                for seed in chosen_seeds:
                     hp = hparams_for(variant, bits, seed, args.epochs)
                     name = f"{variant.name}-{bits}b-s{seed}" + (f"-split{split}" if split else "")
                     run = out / "runs" / name
@@ -268,7 +268,7 @@ def main() -> None:
              "split_seeds": split_seeds,
              "main_bits": args.main_bits, "synthetic": args.synthetic,
              "minutes": round((time.perf_counter() - started) / 60, 1), "trained": trained,
-             "runs": len(jobs), "chance": chance,
+             "runs": len(jobs), "chance": chance, "bit_seeds": args.bit_seeds,
              "command": " ".join(["python", "bench/results.py", *sys.argv[1:]]),
              "defaults": asdict(Hyperparams())}
     write_report(Path(args.doc), results, facts)

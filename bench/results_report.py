@@ -128,7 +128,10 @@ def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, 
         for name, tie, prefix in rankings:
             cells = [_cell(_values(results, method, main, (*prefix, *p), tie)) for _, p in tie_cols]
             out.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
-    out += ["", "## Bit lengths", "", "Strict and reference figures at each code length (gallery order).", ""]
+    bit_seeds = facts.get("bit_seeds", len(seeds))
+    out += ["", "## Bit lengths", "", "Strict and reference figures at each code length (gallery order); "
+            + (f"at {main} bits over the seeds above, at the other lengths the first {bit_seeds} seed(s) "
+               f"(`--bit-seeds`)." if bit_seeds < len(seeds) else "every seed."), ""]
     out += ["| method | bits | ref mAP@10 | strict mAP@10 | standard nDCG@10 | P@10 "
             "| distinct gallery codes |", "|---|---|---|---|---|---|---|"]
     for bits in facts["bits"]:
