@@ -21,7 +21,8 @@ def hash_command(
     model: ModelOpt,
     db: DbOpt,
     inputs: Annotated[Optional[list[Path]], typer.Argument(
-        help="Images: .npy (one image or a stack), .png, or folders of them.",
+        help="Images of any size: PNG, JPEG, BMP, TIFF, DICOM, .npy (one image or a stack), or "
+             "folders of them.",
         show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option(
         "--data", "-d", help="Hash a split of this prepared dataset instead (keeps organ and "

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 @handle_errors
 def search_command(
     queries: Annotated[list[Path], typer.Argument(
-        help="Query images: .npy (one image or a stack), .png, or folders of them.")],
+        help="Query images of any size: PNG, JPEG, BMP, TIFF, DICOM, .npy (one image or a stack), "
+             "or folders of them.")],
     model: ModelOpt,
     db: DbOpt,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Results per query.", min=1)] = 10,

@@ -41,7 +41,7 @@ class HashResult:
                 "created": self.created}
 
 
-def _chunks(config: HashConfig) -> tuple[Iterator[ImageChunk], int]:
+def _chunks(config: HashConfig, side: int) -> tuple[Iterator[ImageChunk], int]:
     if config.data is not None:
         if config.inputs:
             raise InputError("give image files or --data/--split, not both")
@@ -52,9 +52,9 @@ def _chunks(config: HashConfig) -> tuple[Iterator[ImageChunk], int]:
         raise InputError("--split needs --data DIR (a prepared dataset)")
     if not config.inputs:
         raise InputError("nothing to hash", hint="give .npy/.png files or folders, or --data DIR")
-    for _ in iter_files(config.inputs, config.chunk):
+    for _ in iter_files(config.inputs, config.chunk, side):
         pass  # a first pass checks every file, so a bad one fails before the database changes
-    return iter_files(config.inputs, config.chunk), count_inputs(config.inputs)
+    return iter_files(config.inputs, config.chunk, side), count_inputs(config.inputs)
 
 
 def open_or_create(db: Path, backend: Backend) -> tuple[HashDB, bool]:
@@ -77,7 +77,7 @@ def hash_into_db(config: HashConfig, progress: ProgressFn = no_progress,
     if config.chunk < 1:
         raise InputError(f"--chunk must be at least 1, got {config.chunk}")
     backend = backend or load_backend(config.model)
-    chunks, total = _chunks(config)
+    chunks, total = _chunks(config, backend.input_side)
     first = next(chunks)  # reading errors surface before anything is created
     database, created = open_or_create(config.db, backend)
     added = 0

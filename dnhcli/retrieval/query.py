@@ -95,14 +95,14 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
     if config.chunk < 1:
         raise InputError(f"--chunk must be at least 1, got {config.chunk}")
     backend = backend or load_backend(config.model)
-    for _ in iter_files(config.queries, config.chunk):
+    for _ in iter_files(config.queries, config.chunk, backend.input_side):
         pass  # a first, streamed pass checks every file before any result is given
     with HashDB.open(config.db) as db:
         db.check_model(backend.bits, backend.fingerprint)
         if header is not None:
             header.bits = db.bits
         stored = db.codes() if config.tie_break == "asymmetric" and len(db) else None
-        for chunk in iter_files(config.queries, config.chunk):
+        for chunk in iter_files(config.queries, config.chunk, backend.input_side):
             h = backend.encode(chunk.images)
             codes = codes_from_continuous(h)
             if stored is not None:
