@@ -32,23 +32,28 @@ def hash_command(
     chunk: Annotated[int, typer.Option(
         help="Images read, hashed and appended at a time: each chunk is one crash-safe append, "
              "and memory grows with it, not with the input.", min=1)] = CHUNK,
+    on_duplicate: Annotated[str, typer.Option(
+        help="An image whose key is stored already: skip it, or error (refuse the run before "
+             "anything is written).")] = "skip",
     json: JsonOpt = False,
 ) -> None:
     """Hash images with a model and append their codes and metadata to a database.
 
     The database is created for the model on first use; later runs append, and refuse a
-    model whose bits or weights differ. Images are scaled exactly as in training. Inputs
-    are all checked before the database is touched; an interrupted run keeps the chunks
-    it finished.
+    model whose bits or weights differ. Every image gets a stable key (its DICOM
+    SOPInstanceUID, or its path under the given folder and its content's sha256), so a rerun
+    on a grown folder adds only the new images. Inputs are all checked before the database
+    is touched; an interrupted run keeps the chunks it finished.
     """
     from dnhcli.retrieval.hashing import HashConfig, hash_into_db
 
     config = HashConfig(model=model, db=db, inputs=tuple(inputs or ()), data=data, split=split,
-                        chunk=chunk)
+                        chunk=chunk, on_duplicate=on_duplicate)
     run_and_report(json, lambda progress: hash_into_db(config, progress), _render)
 
 
 def _render(result: HashResult) -> None:
     verb = "Created" if result.created else "Appended to"
-    stdout.print(f"{verb} {result.db}: added {result.added} codes of {result.bits} bits; "
+    skipped = f", skipped {result.skipped} stored already" if result.skipped else ""
+    stdout.print(f"{verb} {result.db}: added {result.added} codes of {result.bits} bits{skipped}; "
                  f"{result.count} in all.", markup=False, highlight=False)

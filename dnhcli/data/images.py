@@ -16,14 +16,14 @@ Accepted inputs, all turned into the model's uint8 grey (N, side, side) by the o
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dnhcli.data import preprocess
+from dnhcli.data import keys, preprocess
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.defaults import CHUNK as CHUNK
 from dnhcli.data.dicom import is_dicom, read_dicom
@@ -32,6 +32,7 @@ from dnhcli.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 FILE_KINDS = ".npy, .png, .jpg, .bmp, .tif or DICOM"
+Stored = Callable[[Sequence[str]], np.ndarray]  # keys -> which are stored already (bool array)
 
 
 @dataclass
@@ -86,28 +87,37 @@ def _readable(path: Path) -> bool:
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
     """Files to read: each path itself, or a folder's readable files (subfolders included,
     hidden ones skipped) in path order."""
-    files: list[Path] = []
+    return [file for file, _ in _expand(paths)]
+
+
+def _expand(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Files to read with the root their key is relative to (the folder given, or the file's
+    own folder)."""
+    files: list[tuple[Path, Path]] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not any(
                 part.startswith(".") for part in p.relative_to(path).parts) and _readable(p))
             if not found:
                 raise InputError(f"{path}: folder holds no {FILE_KINDS} files")
-            files.extend(found)
+            files.extend((file, path) for file in found)
         elif path.is_file():
-            files.append(path)
+            files.append((path, path.parent))
         else:
             raise InputError(f"input not found: {path}")
     return files
 
 
-def iter_files(paths: Sequence[Path], chunk: int = CHUNK, side: int = IMAGE_SIDE) -> Iterator[ImageChunk]:
+def iter_files(paths: Sequence[Path], chunk: int = CHUNK, side: int = IMAGE_SIDE,
+               stored: Stored | None = None) -> Iterator[ImageChunk]:
     """Stream images from files and folders as the model's (side x side) input, `chunk` at a
-    time: at most about two chunks are in memory, whatever the size of the input (`.npy` files
-    are memory-mapped)."""
+    time, each with its stable key (`dnhcli.data.keys`) in its metadata: at most about two
+    chunks are in memory, whatever the size of the input (`.npy` files are memory-mapped).
+    Images whose key `stored(keys)` marks are left out, and a file whose images are all
+    stored is not decoded."""
     pending: list[tuple[np.ndarray, list[dict[str, Any]]]] = []
     size = 0
-    for piece in _pieces(paths, chunk, side):
+    for piece in _pieces(paths, chunk, side, stored or _nothing_stored):
         pending.append(piece)
         size += len(piece[0])
         while size >= chunk:
@@ -117,34 +127,56 @@ def iter_files(paths: Sequence[Path], chunk: int = CHUNK, side: int = IMAGE_SIDE
         yield _take(pending, size)
 
 
-def _pieces(paths: Sequence[Path], chunk: int, side: int
+def _nothing_stored(keys: Sequence[str]) -> np.ndarray:
+    return np.zeros(len(keys), bool)
+
+
+def _pieces(paths: Sequence[Path], chunk: int, side: int, stored: Stored
             ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
-    """Normalised images with their metadata, at most `chunk` at a time, file by file."""
-    for path in expand_paths(paths):
-        absolute = str(path.absolute())
+    """Normalised images with their metadata, at most `chunk` at a time, file by file; the
+    images already stored are left out (and not decoded where a whole file is stored)."""
+    for path, root in _expand(paths):
+        absolute, base = str(path.absolute()), keys.file_key(path, root)
         if path.suffix.lower() == ".npy":
-            yield from _npy_pieces(path, absolute, chunk, side)
+            yield from _npy_pieces(path, absolute, base, chunk, side, stored)
         elif path.suffix.lower() in IMAGE_SUFFIXES or not is_dicom(path):
-            yield normalize(load_picture(path), str(path), side), [
-                {"source": str(path), "file": absolute, "index": None}]
+            if not stored([base])[0]:
+                yield normalize(load_picture(path), str(path), side), [
+                    {"source": str(path), "file": absolute, "index": None, "key": base}]
         else:
+            uid, count = keys.dicom_instance(path)
+            names = keys.item_keys(f"dicom:{uid}" if uid else base, count, count > 1)
+            keep = ~stored(names)
+            if not keep.any():
+                continue
             frames, metas = read_dicom(path)
-            images = np.stack([preprocess.fit(frame, side, str(path)) for frame in frames])
-            yield images, [{"source": str(path) if len(frames) == 1 else f"{path}[{i}]", "file": absolute,
-                            "index": None, **meta} for i, meta in enumerate(metas)]
+            if len(frames) != len(names):  # the header and the pixels disagree: the pixels win
+                names = keys.item_keys(f"dicom:{uid}" if uid else base, len(frames), len(frames) > 1)
+                keep = ~stored(names)
+            chosen = np.flatnonzero(keep)
+            if len(chosen):
+                images = np.stack([preprocess.fit(frames[i], side, str(path)) for i in chosen])
+                yield images, [{"source": str(path) if len(frames) == 1 else f"{path}[{i}]",
+                                "file": absolute, "index": None, **metas[i], "key": names[i]}
+                               for i in chosen]
 
 
-def _npy_pieces(path: Path, absolute: str, chunk: int, side: int
+def _npy_pieces(path: Path, absolute: str, base: str, chunk: int, side: int, stored: Stored
                 ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
     raw = _load_npy(path)
     stacked = _is_stack(raw)
     if stacked and len(raw) == 0:
         raise InputError(f"{path}: holds no image (shape {raw.shape})")
     for start in range(0, len(raw), chunk) if stacked else range(1):
+        count = min(chunk, len(raw) - start) if stacked else 1
+        names = [f"{base}[{start + i}]" for i in range(count)] if stacked else [base]
+        keep = np.flatnonzero(~stored(names))
+        if not len(keep):
+            continue
         images = normalize(raw[start:start + chunk] if stacked else raw, str(path), side)
-        yield images, [{"source": f"{path}[{start + i}]" if stacked else str(path),
-                        "file": absolute, "index": start + i if stacked else None}
-                       for i in range(len(images))]
+        yield images[keep], [{"source": f"{path}[{start + i}]" if stacked else str(path),
+                              "file": absolute, "index": start + i if stacked else None,
+                              "key": names[i]} for i in keep.tolist()]
 
 
 def load_one(path: Path, index: int | None = None, frame: int | None = None,
@@ -223,11 +255,17 @@ def _take(pending: list[tuple[np.ndarray, list[dict[str, Any]]]], count: int) ->
     return ImageChunk(images=np.concatenate([t[0] for t in taken]), metadata=[m for t in taken for m in t[1]])
 
 
-def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK) -> Iterator[ImageChunk]:
-    """Stream a split of a prepared dataset with its organ, disease and label vector."""
+def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK,
+               stored: Stored | None = None) -> Iterator[ImageChunk]:
+    """Stream a split of a prepared dataset with its organ, disease, label vector and key;
+    items whose key `stored(keys)` marks are left out."""
     data = dataset.split(split)
     organs, path = dataset.organ_names, str(dataset.path.absolute())
+    stored = stored or _nothing_stored
     for start in range(0, len(data), chunk):
+        names = [keys.dataset_key(dataset.fingerprint, split, start + i)
+                 for i in range(min(chunk, len(data) - start))]
+        keep = np.flatnonzero(~stored(names))
         labels = np.asarray(data.labels[start:start + chunk])
         raw = np.asarray(data.raw_labels[start:start + chunk])
         meta = []
@@ -236,8 +274,10 @@ def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK) -> Iter
             meta.append({"source": f"{split}[{start + i}]", "dataset": path, "split": split,
                          "index": start + i, "organ": organs[organ],
                          "disease": dataset.disease_names(organ)[disease],
-                         "class": dataset.class_names[klass], "labels": vector})
-        yield ImageChunk(images=np.asarray(data.images[start:start + chunk]), metadata=meta)
+                         "class": dataset.class_names[klass], "labels": vector, "key": names[i]})
+        if len(keep):
+            images = np.asarray(data.images[start:start + chunk])
+            yield ImageChunk(images=images[keep], metadata=[meta[i] for i in keep.tolist()])
 
 
 def count_inputs(paths: Sequence[Path]) -> int:
@@ -248,19 +288,7 @@ def count_inputs(paths: Sequence[Path]) -> int:
             raw = _load_npy(path)
             total += len(raw) if _is_stack(raw) else 1
         elif path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path):
-            total += _dicom_frames(path)
+            total += keys.dicom_instance(path)[1]
         else:
             total += 1
     return total
-
-
-def _dicom_frames(path: Path) -> int:
-    import pydicom
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            header = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-        return max(int(header.get("NumberOfFrames", 1) or 1), 1)
-    except Exception:  # noqa: BLE001 - a count only; reading the file reports what is wrong
-        return 1

@@ -1,46 +1,13 @@
-"""The hash database: packed binary codes plus per-item metadata in a folder, memory-mapped.
+"""The hash database: packed binary codes plus per-item metadata and a key index in a folder,
+memory-mapped. The layout, the stable keys and the crash-safety argument are in docs/HASHDB.md.
 
-Layout of a database folder:
-
-    manifest.json            what the folder holds: format "dnh-hashdb", format_version, bits,
-                             code_bytes, bit_order, count, model_fingerprint, model_info, created,
-                             updated, versions, next_segment, checksum ("crc32"), the ordered
-                             list of segments (name, start id, count, bytes and crc32 of each
-                             file) and manifest_sha256 (sha256 of the rest, canonical JSON)
-    seg-NNNNNN.codes         (count, bits/8) uint8, raw, no header: the packed codes of ids
-                             start .. start+count-1, row-major
-    seg-NNNNNN.meta.jsonl    one compact JSON object per item and line (UTF-8), in id order;
-                             the id itself is not stored (it is the position)
-    seg-NNNNNN.meta.idx      (count+1) little-endian uint64 byte offsets of the lines in
-                             .meta.jsonl (first 0, last the file size)
-    .lock                    flock'ed by the one writer; holds the writer's pid
-
-Bit order (as in `dnhcli.index.codes`): np.packbits big-endian, component j of a code is
-bit 7 - j % 8 of byte j // 8. Segment files are never modified once committed; ids are
+Segment files are never modified once committed; a commit is one atomic `os.replace` of
+manifest.json, so a kill at any moment leaves the old database or the new one. Ids are
 insertion indices and survive compaction (which merges adjacent segments in order).
-
-Reading: `open` reads the manifest, checks it (format, version, its own sha256, count ==
-sum of segment sizes, every file's size, first and last offset) and memory-maps the segment
-files without touching them: ~3 ms for 10M codes in 10 segments, and only the pages a
-search or metadata lookup touches are read. Metadata for an id costs one offset lookup and
-one JSON line. With `verify=True` every file is read once in 8 MiB chunks and its crc32
-checked (crc32 runs at ~2.3 GB/s here: 17-40 ms for the 60 MB of 10M 48-bit codes; the
-metadata lines are the largest file and dominate: 10M items with ~68-byte lines verify in
-~0.4 s with a warm page cache). Readers need no lock: the manifest they read is their
-snapshot (files are never changed, and a removed file stays readable through its map);
-if a writer removes a file between reading the manifest and mapping it, open retries.
-
-Crash safety: an append writes a NEW segment's three files, fsyncs them and the folder,
-then commits by writing .manifest.json.tmp-PID, fsync, os.replace onto manifest.json,
-fsync of the folder. Until the replace, manifest.json is the old one and names none of the new
-files (unreferenced files are ignored and later removed by the next writer, under the
-lock); after it, every file it names is complete and durable. os.replace is atomic, so a
-kill at any moment leaves the old database or the new one, never a mix. Compaction is the
-same: write the merged segment, commit a manifest naming it instead of its sources, then
-delete the sources. `DNH_TEST_CRASH_AT` (see `segments.crash_point`) kills the
-process at: mid-codes, after-codes, mid-meta, after-meta, before-manifest, mid-manifest,
-after-manifest, and compact-after-codes, compact-after-meta, compact-before-manifest,
-compact-mid-manifest, compact-after-manifest.
+`DNH_TEST_CRASH_AT` (see `segments.crash_point`) kills the process at: mid-codes,
+after-codes, mid-meta, after-meta, before-manifest, mid-manifest, after-manifest, and
+compact-after-codes, compact-after-meta, compact-before-manifest, compact-mid-manifest,
+compact-after-manifest.
 """
 
 from __future__ import annotations
@@ -60,6 +27,7 @@ from dnhcli.errors import DataError, InputError, ModelError
 from dnhcli.index.codes import validate_bits
 from dnhcli.index.lock import DatabaseLockedError as DatabaseLockedError  # re-exported
 from dnhcli.index.lock import acquire_write_lock, release_write_lock
+from dnhcli.index.metadata import encode_metadata, item_keys
 from dnhcli.index.segment_search import check_packed, range_search_segments, search_segments
 from dnhcli.index.segments import (
     FORMAT,
@@ -68,7 +36,6 @@ from dnhcli.index.segments import (
     FileWriter,
     Segment,
     crash_point,
-    encode_metadata,
     is_segment_file,
     leftover_of_create,
     load,
@@ -264,6 +231,22 @@ class HashDB:
             out.append({"id": item, **segment.record(item - segment.start)})
         return out
 
+    def find(self, keys: Sequence[str]) -> np.ndarray:
+        """The id stored under each key, or -1 (int64, one per key): index lookups, no scan."""
+        self._check_open()
+        if isinstance(keys, str):
+            raise InputError("keys must be a list of strings, got one string")
+        out = np.full(len(keys), -1, np.int64)
+        for i, key in enumerate(keys):
+            if not isinstance(key, str):
+                raise InputError(f"keys must be strings, got {type(key).__name__}")
+            for segment in self._segments:
+                local = segment.find(key) if len(segment.keys) else None
+                if local is not None:
+                    out[i] = segment.start + local
+                    break
+        return out
+
     # ---- writing -------------------------------------------------------------------------
     def add(self, packed_codes: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None
             ) -> np.ndarray:
@@ -274,8 +257,14 @@ class HashDB:
         """
         codes = self._check_codes(packed_codes, "codes to add")
         records, given = encode_metadata(metadata, len(codes))
+        keys = item_keys(metadata, len(codes))
         self._start_writing()
         start = len(self)
+        stored = self.find([k for k in keys if k is not None])
+        if (stored >= 0).any():
+            key = [k for k in keys if k is not None][int(np.argmax(stored >= 0))]
+            raise InputError(f"key {key!r} is already stored (id {int(stored.max())})",
+                             hint="keys are unique: leave the item out, or delete the stored one first")
         wrong = {i: v for i, v in given.items() if not (isinstance(v, (int, np.integer)) and v == start + i)}
         if wrong:
             i, value = next(iter(wrong.items()))
@@ -284,7 +273,7 @@ class HashDB:
         if len(codes) == 0:
             return np.zeros(0, np.int64)
         name = segment_name(self._manifest["next_segment"])
-        facts = self._write(lambda: write_segment(self.path, name, codes, records), name)
+        facts = self._write(lambda: write_segment(self.path, name, codes, records, keys), name)
         entry = {"name": name, "start": start, "count": len(codes), "files": facts}
         self._commit({**self._manifest, "count": start + len(codes), "next_segment":
                       self._manifest["next_segment"] + 1, "segments": [*self._manifest["segments"], entry]},
@@ -341,7 +330,8 @@ class HashDB:
     def _commit(self, manifest: dict[str, Any], prefix: str = "", new_segment: str | None = None) -> None:
         """Atomically replace manifest.json (the commit point) and map the new segments; if the
         manifest cannot be written, the uncommitted `new_segment`'s files are removed too."""
-        manifest = sealed({**manifest, "updated": _now(), "versions": _versions()})
+        manifest = sealed({**manifest, "format_version": FORMAT_VERSION, "updated": _now(),
+                           "versions": _versions()})
         text = canonical_json(manifest).encode("utf-8")
         crash_point(f"{prefix}before-manifest")
         tmp = self.path / f".{MANIFEST}.tmp-{os.getpid()}"

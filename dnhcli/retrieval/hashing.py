@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.images import CHUNK, ImageChunk, count_inputs, iter_files, iter_split
@@ -15,10 +17,14 @@ from dnhcli.index.codes import codes_from_continuous
 from dnhcli.index.hashdb import HashDB
 from dnhcli.progress import ProgressFn, no_progress
 
+ON_DUPLICATE = ("skip", "error")
+
 
 @dataclass(frozen=True)
 class HashConfig:
-    """What to hash (files and folders, or a dataset split), with which model, into which DB."""
+    """What to hash (files and folders, or a dataset split), with which model, into which DB.
+    `on_duplicate`: what to do with an image whose key is stored already (`skip` it, or refuse
+    the whole run with `error` before anything is written)."""
 
     model: Path
     db: Path
@@ -26,6 +32,7 @@ class HashConfig:
     data: Path | None = None
     split: str | None = None
     chunk: int = CHUNK
+    on_duplicate: str = "skip"
 
 
 @dataclass(frozen=True)
@@ -35,60 +42,103 @@ class HashResult:
     added: int
     bits: int
     created: bool
+    skipped: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"db": str(self.db), "count": self.count, "added": self.added, "bits": self.bits,
-                "created": self.created}
+        return {"db": str(self.db), "count": self.count, "added": self.added, "skipped": self.skipped,
+                "bits": self.bits, "created": self.created}
 
 
-def _chunks(config: HashConfig, side: int) -> tuple[Iterator[ImageChunk], int]:
+class _Known:
+    """The `stored` test of one pass over the inputs: a key is known if the database holds it
+    or this pass met it before (the same file given twice); `error` refuses a stored key."""
+
+    def __init__(self, database: HashDB | None, refuse: bool) -> None:
+        self.database, self.refuse, self.seen, self.skipped = database, refuse, set[str](), 0
+
+    def __call__(self, keys: Sequence[str]) -> np.ndarray:
+        found = (self.database.find(list(keys)) >= 0 if self.database is not None and len(self.database)
+                 else np.zeros(len(keys), bool))
+        if self.refuse and found.any():
+            key = keys[int(np.argmax(found))]
+            raise InputError(f"{int(found.sum())} of the images are stored already (e.g. key {key!r})",
+                             hint="rerun with --on-duplicate skip to add only the new images")
+        out = found | np.array([k in self.seen for k in keys], bool)
+        self.seen.update(k for k, known in zip(keys, out) if not known)
+        self.skipped += int(out.sum())
+        return out
+
+
+def _chunks(config: HashConfig, side: int, known: _Known) -> tuple[Iterator[ImageChunk], int]:
     if config.data is not None:
         if config.inputs:
             raise InputError("give image files or --data/--split, not both")
         dataset = PreparedDataset.open(config.data)
         split = config.split or "gallery"
-        return iter_split(dataset, split, config.chunk), len(dataset.split(split))
+        return iter_split(dataset, split, config.chunk, known), len(dataset.split(split))
     if config.split is not None:
         raise InputError("--split needs --data DIR (a prepared dataset)")
     if not config.inputs:
-        raise InputError("nothing to hash", hint="give .npy/.png files or folders, or --data DIR")
-    for _ in iter_files(config.inputs, config.chunk, side):
-        pass  # a first pass checks every file, so a bad one fails before the database changes
-    return iter_files(config.inputs, config.chunk, side), count_inputs(config.inputs)
+        raise InputError("nothing to hash", hint="give image files or folders, or --data DIR")
+    return iter_files(config.inputs, config.chunk, side, known), count_inputs(config.inputs)
 
 
 def open_or_create(db: Path, backend: Backend) -> tuple[HashDB, bool]:
     """Open `db` checked against the model, or create it for this model (`create` refuses a
     folder holding anything but the lock file an interrupted create may leave)."""
-    if (db / "manifest.json").exists() or (db.exists() and not db.is_dir()):
-        database = HashDB.open(db)
-        database.check_model(backend.bits, backend.fingerprint)
-        return database, False
+    existing = open_existing(db, backend)
+    if existing is not None:
+        return existing, False
     return HashDB.create(db, backend.bits, model_fingerprint=backend.fingerprint,
                          model_info=backend.info), True
 
 
+def open_existing(db: Path, backend: Backend) -> HashDB | None:
+    """The database at `db` checked against the model, or None where there is none yet."""
+    if (db / "manifest.json").exists() or (db.exists() and not db.is_dir()):
+        database = HashDB.open(db)
+        database.check_model(backend.bits, backend.fingerprint)
+        return database
+    return None
+
+
 def hash_into_db(config: HashConfig, progress: ProgressFn = no_progress,
                  backend: Backend | None = None) -> HashResult:
-    """Encode every input image and append its code and metadata to the database.
+    """Encode every input image not stored yet (by key) and append its code and metadata.
 
-    Inputs are checked before the database is touched; each chunk is one crash-safe
-    append, so an interruption keeps the chunks that were done."""
+    A first pass reads and checks every new input before the database is touched; each
+    chunk is one crash-safe append, so an interruption keeps the chunks that were done."""
     if config.chunk < 1:
         raise InputError(f"--chunk must be at least 1, got {config.chunk}")
+    if config.on_duplicate not in ON_DUPLICATE:
+        raise InputError(f"--on-duplicate must be one of {', '.join(ON_DUPLICATE)}, "
+                         f"got {config.on_duplicate!r}")
     backend = backend or load_backend(config.model)
-    chunks, total = _chunks(config, backend.input_side)
-    first = next(chunks)  # reading errors surface before anything is created
-    database, created = open_or_create(config.db, backend)
+    before = open_existing(config.db, backend)
+    refuse = config.on_duplicate == "error"
+    chunks, total = _chunks(config, backend.input_side, _Known(before, refuse))
+    for _ in chunks:
+        pass  # the first pass checks every new input, so a bad one fails before the database changes
+    # the second pass hashes what the first let through (so it never refuses: its own
+    # appends are stored by then), into the database it creates once the first chunk is read
+    known = _Known(before, refuse=False)
+    chunks, _ = _chunks(config, backend.input_side, known)
+    first = next(chunks, None)  # reading errors surface before anything is created
+    if before is not None:
+        database, created = before, False
+    else:
+        database, created = open_or_create(config.db, backend)
+    known.database = database
     added = 0
     with database:
-        for chunk in _chain(first, chunks):
+        for chunk in _chain(first, chunks) if first is not None else ():
             codes = codes_from_continuous(backend.encode(chunk.images))
             database.add(codes, chunk.metadata)
             added += len(codes)
-            progress("hash images", added, total)
+            progress("hash images", added + known.skipped, total)
         count = len(database)
-    return HashResult(db=config.db, count=count, added=added, bits=backend.bits, created=created)
+    return HashResult(db=config.db, count=count, added=added, bits=backend.bits, created=created,
+                      skipped=known.skipped)
 
 
 def _chain(first: ImageChunk, rest: Iterator[ImageChunk]) -> Iterator[ImageChunk]:

@@ -170,7 +170,7 @@ def test_reopen_keeps_facts(tmp_path: Path) -> None:
     with HashDB.open(tmp_path / "db", verify=True) as db:
         assert (db.bits, db.model_fingerprint, db.model_info) == (48, "fp-a", {"arch": "tiny"})
         manifest = db.manifest
-        assert manifest["format"] == "dnh-hashdb" and manifest["format_version"] == 1
+        assert manifest["format"] == "dnh-hashdb" and manifest["format_version"] == 2
         assert manifest["count"] == len(db) == len(expected(3)[0])
         assert manifest["checksum"] == "crc32" and "numpy" in manifest["versions"]
         assert "big-endian" in manifest["bit_order"] and manifest["created"]
@@ -189,7 +189,7 @@ def test_compaction_keeps_ids_order_and_results(tmp_path: Path) -> None:
     with HashDB.open(path) as db:
         db.compact()
         assert db.segment_count == 1
-    assert referenced_only(path) and len(os.listdir(path)) == 5
+    assert referenced_only(path) and len(os.listdir(path)) == 6  # manifest, lock, one segment of 4 files
     assert_holds(path, 30)
 
 
