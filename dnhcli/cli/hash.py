@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
-from dnhcli.cli.output import run_and_report, stdout
+from dnhcli.cli.output import handle_errors, run_and_report, stdout
 from dnhcli.data.defaults import CHUNK
 
 if TYPE_CHECKING:

@@ -145,6 +145,29 @@ class OpenVINOBackend(_Loaded):
         compiled = core.compile_model(model, "CPU", config)
         return cls(**_export_facts(path, facts, side), runner=compiled, config=config)
 
+    @classmethod
+    def from_onnx(cls, path: Path, threads: int | None = None) -> OpenVINOBackend:
+        """An encoder.onnx from `dnh export` (or stored in a database) compiled by OpenVINO, for
+        machines without ONNX Runtime; its facts come from the ONNX metadata."""
+        import onnx
+        import openvino as ov
+
+        try:
+            facts = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+            model = ov.Core().read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - onnx and OpenVINO raise many kinds on a bad file
+            raise ModelError(f"cannot read the ONNX model {path}: {str(exc).splitlines()[0][:200]}",
+                             hint="pass the encoder.onnx written by `dnh export`") from None
+        if facts.get("format") != "dnh-export":
+            raise ModelError(f"{path} is not a dnh export (no dnh facts in its metadata)",
+                             hint="export a checkpoint with `dnh export`")
+        side = _square_side([str(d) for d in list(model.input(0).get_partial_shape())], path)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(model, "CPU", config)
+        return cls(**_export_facts(path, facts, side), runner=compiled, config=config)
+
     def encode(self, images: np.ndarray) -> np.ndarray:
         if len(images) == 1:
             return self._encode_one(np.asarray(images).reshape(1, 1, self.input_side, self.input_side))
@@ -174,13 +197,12 @@ class OnnxRuntimeBackend(_Loaded):
     name: str = "onnxruntime"
 
     @classmethod
-    def load(cls, path: Path, threads: int | None = None) -> OnnxRuntimeBackend:
+    def load(cls, path: Path, threads: int | None = None) -> OnnxRuntimeBackend | OpenVINOBackend:
         try:
             import onnxruntime as ort
             from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
-        except ImportError:
-            raise ModelError(f"running {path} needs ONNX Runtime, which is not installed",
-                             hint="pip install onnxruntime, or pass the encoder.xml beside it") from None
+        except ImportError:  # OpenVINO reads ONNX too
+            return OpenVINOBackend.from_onnx(path, threads)
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
         if threads is not None:
@@ -209,7 +231,8 @@ class OnnxRuntimeBackend(_Loaded):
 
 def load_backend(path: Path | str, threads: int | None = None) -> Backend:
     """The backend for a model file: a `.pt` checkpoint runs on PyTorch, an `encoder.xml` from
-    `dnh export` on OpenVINO CPU, an `encoder.onnx` on ONNX Runtime (these two with `threads`
+    `dnh export` on OpenVINO CPU, an `encoder.onnx` on ONNX Runtime (OpenVINO where ONNX Runtime
+    is not installed; these two with `threads`
     inference threads; PyTorch's are global)."""
     path = Path(path)
     if not path.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,10 @@ import numpy as np
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.images import CHUNK, ImageChunk, count_inputs, iter_files, iter_split
 from dnhcli.deploy.backends import Backend, load_backend
-from dnhcli.errors import InputError
+from dnhcli.errors import DnhError, InputError
 from dnhcli.index.codes import codes_from_continuous
-from dnhcli.index.hashdb import HashDB
 from dnhcli.progress import ProgressFn, no_progress
+from dnhcli.stores.hashdb import HashDB
 
 ON_DUPLICATE = ("skip", "error")
 
@@ -89,8 +90,33 @@ def open_or_create(db: Path, backend: Backend) -> tuple[HashDB, bool]:
     existing = open_existing(db, backend)
     if existing is not None:
         return existing, False
-    return HashDB.create(db, backend.bits, model_fingerprint=backend.fingerprint,
-                         model_info=backend.info), True
+    with tempfile.TemporaryDirectory(prefix="dnh-model-") as scratch:
+        model_file = _exported(backend, Path(scratch) / "encoder.onnx")
+        return HashDB.create(db, backend.bits, model_fingerprint=backend.fingerprint,
+                             model_info=backend.info, model_file=model_file), True
+
+
+def _exported(backend: Backend, scratch: Path) -> Path | None:
+    """The encoder as ONNX, to store in a new database: written from a checkpoint, the file
+    itself for an ONNX model, the encoder.onnx beside an OpenVINO IR from `dnh export`."""
+    path = Path(getattr(backend, "path", ""))
+    if path.suffix == ".pt":
+        from dnhcli.deploy.backends import TorchBackend
+        from dnhcli.deploy.export import write_onnx
+
+        assert isinstance(backend, TorchBackend)
+        write_onnx(backend, scratch)
+        return scratch
+    if path.suffix == ".onnx":
+        return path
+    beside = path.with_name("encoder.onnx")
+    if path.suffix == ".xml" and beside.is_file():
+        try:
+            if load_backend(beside).fingerprint == backend.fingerprint:
+                return beside
+        except DnhError:
+            pass
+    return None  # a database without a stored model: search it with --model
 
 
 def open_existing(db: Path, backend: Backend) -> HashDB | None:

@@ -67,7 +67,7 @@ def test_search_errors_are_one_line(synthetic_dataset: Path, trained_model: Path
 
 def test_chunked_hash_and_streamed_search_give_the_same_answers(synthetic_dataset: Path,
                                                                  trained_model: Path, tmp_path: Path) -> None:
-    from dnhcli.index.hashdb import HashDB
+    from dnhcli.stores.hashdb import HashDB
 
     model = ["--model", str(trained_model)]
     whole, chunked = tmp_path / "whole", tmp_path / "chunked"

@@ -12,8 +12,8 @@ from dnhcli.deploy.backends import load_backend
 from dnhcli.errors import DataError, InputError, ModelError, OutputExistsError
 from dnhcli.evaluation.evaluate import EvalConfig, evaluate
 from dnhcli.evaluation.protocol import evaluate_codes
-from dnhcli.index.hashdb import HashDB
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
+from dnhcli.stores.hashdb import HashDB
 
 
 def test_dump_rechecks_the_figures_and_db_matches_split(synthetic_dataset: Path, trained_model: Path,

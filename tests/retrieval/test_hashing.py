@@ -10,10 +10,10 @@ from dnhcli.data.dataset import PreparedDataset
 from dnhcli.deploy.backends import load_backend
 from dnhcli.errors import InputError, ModelError
 from dnhcli.index.codes import codes_from_continuous, hamming_distances
-from dnhcli.index.hashdb import HashDB
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
 from dnhcli.retrieval.montage import TILE, write_montage
 from dnhcli.retrieval.query import SearchConfig, search
+from dnhcli.stores.hashdb import HashDB
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

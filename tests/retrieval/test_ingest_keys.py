@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from dnhcli.cli.app import app
 from dnhcli.data import images as images_module
 from dnhcli.errors import InputError
-from dnhcli.index.hashdb import HashDB
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
+from dnhcli.stores.hashdb import HashDB
 
 runner = CliRunner()
 

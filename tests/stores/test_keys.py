@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dnhcli.errors import DataError, InputError
-from dnhcli.index.hashdb import HashDB
-from dnhcli.index.segments import MANIFEST, Segment, key_hash, sealed
 from dnhcli.manifest import canonical_json
+from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores.segments import MANIFEST, Segment, key_hash, sealed
 
 
 def _items(start: int, n: int, keyed: bool = True) -> tuple[np.ndarray, list[dict[str, object]]]:

@@ -2,7 +2,7 @@
 (read and checked) and the metadata lines (encoded).
 
 A segment holds the codes and metadata of a contiguous id range `start .. start+count-1`
-in three files (see `dnhcli.index.hashdb` for the whole layout and the crash-safety
+in three files (see `dnhcli.stores.hashdb` for the whole layout and the crash-safety
 argument); files are written once, fsynced, and never modified afterwards.
 
 The test hook `crash_point` kills the process with SIGKILL when the environment
@@ -147,34 +147,58 @@ def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[byte
     return facts
 
 
-def merge_segments(folder: Path, name: str, sources: list[Segment]) -> dict[str, Any]:
-    """Write a new segment holding `sources` back to back (streamed, ids in order)."""
+def merge_segments(folder: Path, name: str, sources: list[Segment],
+                   purge: np.ndarray | None = None) -> dict[str, Any]:
+    """Write a new segment holding `sources` back to back (streamed, ids in order). Items whose
+    id is in the sorted `purge` keep their id but lose their data: a zero code, the metadata
+    line `{"deleted":true}` and no key."""
     paths = segment_files(folder, name)
+    parts = [_part(source, purge) for source in sources]
     facts: dict[str, Any] = {}
     for kind in ("codes", "meta"):
         writer = FileWriter(paths[kind])
-        for source in sources:
-            for block in _read_blocks(source.paths[kind]):
+        for part in parts:
+            for block in part[kind]():
                 writer.write(block)
         facts[kind] = writer.finish()
         crash_point(f"compact-after-{kind}")
     writer = FileWriter(paths["offsets"])
     base = 0
     writer.write(np.zeros(1, dtype=OFFSET_DTYPE))
-    for source in sources:
+    for part in parts:
+        offsets = part["offsets"]
         step = _CHUNK // OFFSET_DTYPE.itemsize
-        for i in range(1, source.count + 1, step):
-            writer.write(source.offsets[i: i + step] + np.uint64(base))
-        base += int(source.offsets[-1])
+        for i in range(1, len(offsets), step):
+            writer.write(np.asarray(offsets[i: i + step], OFFSET_DTYPE) + np.uint64(base))
+        base += int(offsets[-1])
     facts["offsets"] = writer.finish()
-    merged = [np.array(s.keys) for s in sources]
-    for part, source in zip(merged, sources):
-        part["local"] += np.uint64(source.start - sources[0].start)
+    merged = [np.array(part["keys"]) for part in parts]
+    for keys, source in zip(merged, sources):
+        keys["local"] += np.uint64(source.start - sources[0].start)
     writer = FileWriter(paths["keys"])
     writer.write(np.sort(np.concatenate(merged), order=("hash", "local")) if merged else
                  np.zeros(0, KEY_DTYPE))
     facts["keys"] = writer.finish()
     return facts
+
+
+def _part(source: Segment, purge: np.ndarray | None) -> dict[str, Any]:
+    """A source's codes and metadata (block readers), offsets and keys, `purge` items emptied."""
+    local = np.zeros(0, np.int64) if purge is None else (
+        purge[(purge >= source.start) & (purge < source.start + source.count)] - source.start)
+    if not len(local):
+        return {"codes": lambda: _read_blocks(source.paths["codes"]),
+                "meta": lambda: _read_blocks(source.paths["meta"]),
+                "offsets": source.offsets, "keys": source.keys}
+    codes = np.array(source.codes)
+    codes[local] = 0
+    gone = np.isin(np.arange(source.count), local)
+    lines = [b'{"deleted":true}\n' if gone[i] else
+             source.meta[int(source.offsets[i]):int(source.offsets[i + 1])].tobytes()
+             for i in range(source.count)]
+    meta, offsets = join_lines(lines)
+    keys = source.keys[~gone[source.keys["local"].astype(np.int64)]] if len(source.keys) else source.keys
+    return {"codes": lambda: [codes], "meta": lambda: [meta], "offsets": offsets, "keys": keys}
 
 
 def _read_blocks(path: Path) -> Iterator[bytes]:
