@@ -32,8 +32,8 @@ def hash_command(
         help="Images read, hashed and appended at a time: each chunk is one crash-safe append, "
              "and memory grows with it, not with the input.", min=1)] = CHUNK,
     on_duplicate: Annotated[str, typer.Option(
-        help="An image whose key is stored already: skip it, or error (refuse the run before "
-             "anything is written).")] = "skip",
+        help="An image whose key is stored already: skip it, replace the stored item (deleted, "
+             "then added anew), or error (refuse the run before anything is written).")] = "skip",
     json: JsonOpt = False,
 ) -> None:
     """Hash images with a model and append their codes and metadata to a database.
@@ -54,5 +54,6 @@ def hash_command(
 def _render(result: HashResult) -> None:
     verb = "Created" if result.created else "Appended to"
     skipped = f", skipped {result.skipped} stored already" if result.skipped else ""
+    skipped += f", replaced {result.replaced}" if result.replaced else ""
     stdout.print(f"{verb} {result.db}: added {result.added} codes of {result.bits} bits{skipped}; "
                  f"{result.count} in all.", markup=False, highlight=False)

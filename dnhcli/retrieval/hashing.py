@@ -18,14 +18,15 @@ from dnhcli.index.codes import codes_from_continuous
 from dnhcli.progress import ProgressFn, no_progress
 from dnhcli.stores.hashdb import HashDB
 
-ON_DUPLICATE = ("skip", "error")
+ON_DUPLICATE = ("skip", "replace", "error")
 
 
 @dataclass(frozen=True)
 class HashConfig:
     """What to hash (files and folders, or a dataset split), with which model, into which DB.
-    `on_duplicate`: what to do with an image whose key is stored already (`skip` it, or refuse
-    the whole run with `error` before anything is written)."""
+    `on_duplicate`: what to do with an image whose key is stored already: `skip` it, `replace`
+    the stored item (deleted, then the new one added: a new id), or refuse the whole run with
+    `error` before anything is written."""
 
     model: Path
     db: Path
@@ -44,22 +45,24 @@ class HashResult:
     bits: int
     created: bool
     skipped: int = 0
+    replaced: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"db": str(self.db), "count": self.count, "added": self.added, "skipped": self.skipped,
-                "bits": self.bits, "created": self.created}
+                "replaced": self.replaced, "bits": self.bits, "created": self.created}
 
 
 class _Known:
     """The `stored` test of one pass over the inputs: a key is known if the database holds it
     or this pass met it before (the same file given twice); `error` refuses a stored key."""
 
-    def __init__(self, database: HashDB | None, refuse: bool) -> None:
+    def __init__(self, database: HashDB | None, refuse: bool, replace: bool = False) -> None:
         self.database, self.refuse, self.seen, self.skipped = database, refuse, set[str](), 0
+        self.replace = replace  # stored keys pass (their items are replaced); repeats do not
 
     def __call__(self, keys: Sequence[str]) -> np.ndarray:
         found = (self.database.find(list(keys)) >= 0 if self.database is not None and len(self.database)
-                 else np.zeros(len(keys), bool))
+                 and not self.replace else np.zeros(len(keys), bool))
         if self.refuse and found.any():
             key = keys[int(np.argmax(found))]
             raise InputError(f"{int(found.sum())} of the images are stored already (e.g. key {key!r})",
@@ -141,13 +144,13 @@ def hash_into_db(config: HashConfig, progress: ProgressFn = no_progress,
                          f"got {config.on_duplicate!r}")
     backend = backend or load_backend(config.model)
     before = open_existing(config.db, backend)
-    refuse = config.on_duplicate == "error"
-    chunks, total = _chunks(config, backend.input_side, _Known(before, refuse))
+    refuse, replace = config.on_duplicate == "error", config.on_duplicate == "replace"
+    chunks, total = _chunks(config, backend.input_side, _Known(before, refuse, replace))
     for _ in chunks:
         pass  # the first pass checks every new input, so a bad one fails before the database changes
     # the second pass hashes what the first let through (so it never refuses: its own
     # appends are stored by then), into the database it creates once the first chunk is read
-    known = _Known(before, refuse=False)
+    known = _Known(before, refuse=False, replace=replace)
     chunks, _ = _chunks(config, backend.input_side, known)
     first = next(chunks, None)  # reading errors surface before anything is created
     if before is not None:
@@ -155,16 +158,20 @@ def hash_into_db(config: HashConfig, progress: ProgressFn = no_progress,
     else:
         database, created = open_or_create(config.db, backend)
     known.database = database
-    added = 0
+    added = replaced = 0
     with database:
         for chunk in _chain(first, chunks) if first is not None else ():
             codes = codes_from_continuous(backend.encode(chunk.images))
+            if replace:  # a delete, then the append: a crash between them leaves the old item deleted
+                old = database.find([m["key"] for m in chunk.metadata])
+                if (old >= 0).any():
+                    replaced += len(database.delete(old[old >= 0]))
             database.add(codes, chunk.metadata)
             added += len(codes)
             progress("hash images", added + known.skipped, total)
-        count = len(database)
+        count = database.live
     return HashResult(db=config.db, count=count, added=added, bits=backend.bits, created=created,
-                      skipped=known.skipped)
+                      skipped=known.skipped, replaced=replaced)
 
 
 def _chain(first: ImageChunk, rest: Iterator[ImageChunk]) -> Iterator[ImageChunk]:

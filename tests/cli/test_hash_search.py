@@ -20,7 +20,8 @@ def test_hash_then_search_json_table_and_montage(synthetic_dataset: Path, traine
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     gallery = len(PreparedDataset.open(synthetic_dataset).split("gallery"))
-    assert data == {"db": str(db), "count": gallery, "added": gallery, "skipped": 0, "bits": 16,
+    assert data == {"db": str(db), "count": gallery, "added": gallery, "skipped": 0, "replaced": 0,
+                    "bits": 16,
                     "created": True}
 
     query = np.asarray(PreparedDataset.open(synthetic_dataset).split("query").images[0])

@@ -84,7 +84,7 @@ def test_on_duplicate_error_refuses_before_writing(tmp_path: Path, trained_model
     assert {p.name: p.read_bytes() for p in db.iterdir()} == before
     assert hash_into_db(split).skipped == len(_keys(db))
     with pytest.raises(InputError, match="--on-duplicate"):
-        hash_into_db(HashConfig(model=trained_model, db=db, data=synthetic_dataset, on_duplicate="replace"))
+        hash_into_db(HashConfig(model=trained_model, db=db, data=synthetic_dataset, on_duplicate="keep"))
 
 
 def test_cli_reports_added_and_skipped(tmp_path: Path, trained_model: Path) -> None:
@@ -95,3 +95,16 @@ def test_cli_reports_added_and_skipped(tmp_path: Path, trained_model: Path) -> N
     assert (first["added"], first["skipped"]) == (4, 0) and (second["added"], second["skipped"]) == (0, 4)
     refused = runner.invoke(app, [*args, "--on-duplicate", "error"])
     assert refused.exit_code == 1 and "stored already" in refused.stderr
+
+
+def test_on_duplicate_replace_deletes_the_stored_item_and_adds_the_new(tmp_path: Path,
+                                                                      trained_model: Path) -> None:
+    np.save(tmp_path / "q.npy", np.random.default_rng(1).integers(0, 256, (3, 28, 28), dtype=np.uint8))
+    db = tmp_path / "db"
+    hash_into_db(HashConfig(model=trained_model, db=db, inputs=(tmp_path / "q.npy",)))
+    again = hash_into_db(HashConfig(model=trained_model, db=db, inputs=(tmp_path / "q.npy",),
+                                    on_duplicate="replace"))
+    assert (again.added, again.replaced, again.skipped, again.count) == (3, 3, 0, 3)
+    with HashDB.open(db) as database:
+        assert database.deleted_ids().tolist() == [0, 1, 2] and database.live_ids().tolist() == [3, 4, 5]
+        assert len({m["key"] for m in database.metadata(database.live_ids())}) == 3
