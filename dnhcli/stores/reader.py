@@ -159,10 +159,15 @@ class HashDBReader:
             raise InputError(f"k must be a positive integer, got {k!r}")
         if not len(self._deleted):
             return search_segments(self._segments, queries, int(k))
-        # at most len(deleted) of the nearest k + len(deleted) are deleted
-        dist, ids = search_segments(self._segments, queries, int(k) + len(self._deleted))
+        # ask for a few more than k; if deleted items took their place for some query, ask
+        # again for k + len(deleted), which always holds k live ones
         kept = min(int(k), self.live)
-        order = np.argsort(is_deleted(self._deleted, ids), axis=1, kind="stable")[:, :kept]
+        for extra in (min(len(self._deleted), max(int(k), 16)), len(self._deleted)):
+            dist, ids = search_segments(self._segments, queries, int(k) + extra)
+            gone = is_deleted(self._deleted, ids)
+            if (np.sum(~gone, axis=1) >= kept).all():
+                break
+        order = np.argsort(gone, axis=1, kind="stable")[:, :kept]
         return np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
 
     def range_search(self, packed_queries: np.ndarray, radius: int

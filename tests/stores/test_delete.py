@@ -111,3 +111,18 @@ def test_a_delete_killed_at_any_point_is_all_or_nothing(tmp_path: Path, point: s
         db.delete([8])  # the next writer cleans up and goes on
     names = set(os.listdir(path))
     assert len([n for n in names if n.startswith("del-")]) == 1 and MANIFEST in names
+
+
+def test_search_with_many_deletions_equals_brute_force_over_the_live_items(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    _db(path, n=300, batches=3)
+    rng = np.random.default_rng(7)
+    with HashDB.open(path) as db:
+        codes = db.codes()
+        db.delete(rng.choice(300, 200, replace=False))
+        live = db.live_ids()
+        queries = codes[:20]
+        dist, ids = db.search(queries, 10)
+        bits = np.unpackbits(np.bitwise_xor(queries[:, None], codes[None, live]), axis=2).sum(axis=2)
+        order = np.lexsort((np.broadcast_to(live, bits.shape), bits), axis=1)[:, :10]
+        assert np.array_equal(ids, live[order]) and np.array_equal(dist, np.take_along_axis(bits, order, 1))
