@@ -48,6 +48,9 @@ def test_info_verify_delete_compact(tmp_path: Path, trained_model: Path) -> None
     after = _json(["search", str(scans / "patient2.png"), "--model", str(trained_model), "--db", str(db),
                    "-k", "5", "--json"])["queries"][0]["results"]
     assert len(after) == 3 and not any(r["source"].endswith(("patient2.png", "patient4.png")) for r in after)
+    asymmetric = _json(["search", str(scans / "patient2.png"), "--db", str(db), "-k", "5",
+                        "--tie-break", "asymmetric", "--json"])["queries"][0]["results"]
+    assert sorted(r["id"] for r in asymmetric) == sorted(r["id"] for r in after)
     files = b"".join(p.read_bytes() for p in db.iterdir() if p.is_file())
     assert b"patient2.png" in files  # still in its segment until compaction
     compacted = _json(["db", "compact", str(db), "--json"])
