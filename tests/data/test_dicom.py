@@ -119,3 +119,19 @@ def test_bad_dicom_files_get_one_clear_error(tmp_path: Path, dicom_writer) -> No
                           ("huge.dcm", "than dnh reads"), ("strip.dcm", "too small")):
         with pytest.raises(InputError, match=message):
             read_dicom(tmp_path / name) if name != "strip.dcm" else list(iter_files([tmp_path / name]))
+
+
+def test_a_voi_lut_sequence_is_applied_and_scaled_by_its_depth(tmp_path: Path, dicom_writer) -> None:
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    pixels = _ramp((28, 28), 255, np.uint8)
+    path = dicom_writer(tmp_path / "lut.dcm", pixels)
+    ds = pydicom.dcmread(path)
+    item = Dataset()
+    item.add_new(0x00283002, "US", [256, 0, 10])  # LUT Descriptor: 256 entries from 0, 10 bits
+    item.add_new(0x00283006, "US", [4 * v for v in range(256)])  # LUT Data
+    ds.VOILUTSequence = [item]
+    ds.save_as(path)
+    expected = np.rint(pixels.astype(np.float64) * 4 / 1023 * 255).astype(np.uint8)
+    assert np.array_equal(_hash_input(path)[0], expected)
