@@ -31,6 +31,14 @@ demo: setup
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/export/encoder.xml --db $(DEMO)/hashdb -k 5
 	$(BIN)/dnh benchmark --model $(DEMO)/export/encoder.xml --data $(DEMO)/data --batch 1,1024 \
 		--threads 1,2 --seconds 0.6 --engines openvino,pytorch,onnxruntime --e2e-queries 300
+	$(BIN)/python examples/make_scans.py --data $(DEMO)/data --out $(DEMO)/scans
+	rm -rf $(DEMO)/scans-db
+	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/scans-db $(DEMO)/scans
+	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/scans-db $(DEMO)/scans   # skips all
+	$(BIN)/dnh search $(DEMO)/scans/scan-000.png --db $(DEMO)/scans-db -k 3   # the stored encoder
+	$(BIN)/dnh db delete $(DEMO)/scans-db --source $(DEMO)/scans/scan-003.dcm
+	$(BIN)/dnh db compact $(DEMO)/scans-db
+	$(BIN)/dnh db info $(DEMO)/scans-db
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model-reference --preset reference --epochs 30 \
 		--threads 2 --force
 	$(BIN)/dnh evaluate --model $(DEMO)/model-reference/best.pt --data $(DEMO)/data -k 10,100

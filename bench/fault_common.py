@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from dnhcli.errors import DnhError
-from dnhcli.index.hashdb import HashDB
+from dnhcli.stores.hashdb import HashDB
 
 BITS = 48
 HERE = Path(__file__).resolve().parent
@@ -98,9 +98,12 @@ def queries_for(codes: np.ndarray, seed: int, width: int = BITS // 8) -> np.ndar
 
 
 def answers(db: HashDB, queries: np.ndarray) -> dict[str, Any]:
-    """Everything a reader gets from a database: codes, metadata, top-k and range results."""
-    out: dict[str, Any] = {"count": len(db), "codes": db.codes().tobytes(),
-                           "metadata": db.metadata(np.arange(len(db)))}
+    """Everything a reader gets from a database: codes, metadata, key lookups, deleted ids,
+    top-k and range results."""
+    metadata = db.metadata(db.live_ids())
+    out: dict[str, Any] = {"count": len(db), "codes": db.codes().tobytes(), "metadata": metadata,
+                           "deleted": db.deleted_ids().tolist(),
+                           "find": db.find([m["key"] for m in metadata if "key" in m]).tolist()}
     for k in (1, 10, 100):
         dist, ids = db.search(queries, k)
         out[f"top{k}"] = (dist.tolist(), ids.tolist())
@@ -112,7 +115,8 @@ def answers(db: HashDB, queries: np.ndarray) -> dict[str, Any]:
 def truth(codes: np.ndarray, meta: list[dict[str, Any]], queries: np.ndarray) -> dict[str, Any]:
     """What `answers` must return for a database holding exactly `codes` and `meta`."""
     out: dict[str, Any] = {"count": len(codes), "codes": codes.tobytes(),
-                           "metadata": [{"id": i, **m} for i, m in enumerate(meta)]}
+                           "metadata": [{"id": i, **m} for i, m in enumerate(meta)], "deleted": [],
+                           "find": [i for i, m in enumerate(meta) if "key" in m]}
     for k in (1, 10, 100):
         dist, ids = brute_topk(queries, codes, k) if len(codes) else (
             np.zeros((len(queries), 0), np.int32), np.zeros((len(queries), 0), np.int64))

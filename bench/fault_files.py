@@ -18,8 +18,8 @@ from fault_common import BITS, Tally, answers, check_holds, expected, queries_fo
 from fault_kill import fresh_db, only_referenced
 
 from dnhcli.errors import DataError, DnhError
-from dnhcli.index.hashdb import HashDB
-from dnhcli.index.segments import OFFSET_DTYPE
+from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores.segments import OFFSET_DTYPE
 
 
 def _outcome(path: Path, queries: np.ndarray, pristine: dict[str, Any]) -> str:
@@ -44,6 +44,8 @@ def _boundaries(name: str, data: bytes, rng: np.random.Generator) -> set[int]:
         cuts |= {i + 1 for i in rng.choice(np.flatnonzero(np.frombuffer(data, np.uint8) == 10), 5)}
     elif name.endswith(".meta.idx"):
         cuts |= set((rng.integers(0, max(size // OFFSET_DTYPE.itemsize, 1), 5) * 8).tolist())
+    elif name.endswith((".keys", ".ids")):  # 16-byte key entries, 8-byte deleted ids
+        cuts |= set((rng.integers(0, max(size // 8, 1), 5) * 8).tolist())
     else:
         cuts |= {i for i, c in enumerate(data) if c in b",:"}  # every field boundary of the JSON
     return {c for c in cuts if c < size}
@@ -54,6 +56,10 @@ def damaged_files(tally: Tally, work: Path, rng: np.random.Generator, flips_per_
     ignore); every file in turn truncated, bit-flipped, extended with junk or deleted."""
     path = work / "damaged"
     fresh_db(path, 3)
+    with HashDB.open(path) as db:  # a key index and a deleted-ids file to damage too
+        codes, meta = expected([3])
+        db.add(codes, [{**m, "key": f"k{i}"} for i, m in enumerate(meta)])
+        db.delete([len(db) - 1])
     (path / "seg-000099.codes").write_bytes(b"\x00" * 60)  # an unreferenced leftover
     (path / ".manifest.json.tmp-4242").write_bytes(b'{"torn')
     queries = queries_for(expected(3)[0], seed=9)
@@ -66,7 +72,7 @@ def damaged_files(tally: Tally, work: Path, rng: np.random.Generator, flips_per_
         cuts = sorted(_boundaries(name, data, rng))
         cases: list[tuple[str, bytes | None]] = [("truncation", data[:cut]) for cut in cuts]
         positions = (range(len(data) * 8) if name == "manifest.json" and flips_per_file >= 1000
-                     else rng.integers(0, len(data) * 8, flips_per_file).tolist())
+                     else rng.integers(0, len(data) * 8, flips_per_file).tolist() if data else [])
         for bit in positions:  # every bit of the manifest in the full run
             flipped = bytearray(data)
             flipped[bit // 8] ^= 1 << (bit % 8)
@@ -178,6 +184,9 @@ def dnh_hash_full_and_locked(tally: Tally, work: Path, model: Path) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, (200, hard))
 
+    more = work / "more.npy"  # new images: a rerun on `few.npy` would skip them all (stored)
+    np.save(more, np.random.default_rng(2).integers(0, 256, (50, 28, 28), dtype=np.uint8))
+    command = [*command[:-1], str(more)]
     for kind, kwargs in (("disk full: `dnh hash`", {"preexec_fn": limited}), ("locked: `dnh hash`", {})):
         lock = None
         if kind.startswith("locked"):

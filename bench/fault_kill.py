@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 from fault_common import BITS, Tally, check_holds, expected, sizes, start_writer
 
-from dnhcli.index.hashdb import HashDB
-from dnhcli.index.segments import CRASH_ENV, MANIFEST, is_segment_file, leftover_of_create
+from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores.segments import CRASH_ENV, MANIFEST, is_segment_file, leftover_of_create
 
 APPEND_POINTS = ["mid-codes", "after-codes", "mid-meta", "after-meta", "before-manifest",
                  "mid-manifest", "after-manifest"]
 COMPACT_POINTS = ["compact-after-codes", "compact-after-meta", "compact-before-manifest",
                   "compact-mid-manifest", "compact-after-manifest"]
+DELETE_POINTS = ["delete-mid-ids", "delete-before-manifest", "delete-mid-manifest",
+                 "delete-after-manifest"]
 RESTART_EVERY = 10  # trials per database, so that brute force stays small
 
 
@@ -83,6 +85,61 @@ def crash_points(tally: Tally, work: Path) -> None:
                 path, *expected(5 if committed else 4), seed=4) == "consistent"):
             outcome = "wrong"
         tally.add("kill at each crash point (append, compaction)", outcome, point)
+
+
+def _run_killed(path: Path, code: str, point: str) -> None:
+    subprocess.run([sys.executable, "-c", f"from dnhcli.stores.hashdb import HashDB\n{code}"],
+                   env={**os.environ, CRASH_ENV: point}, capture_output=True, timeout=300)
+
+
+def _live_state(path: Path, codes: np.ndarray, meta: list[dict[str, object]]) -> tuple[list[int], bool]:
+    """The deleted ids, and whether every other item reads back as written and is found by
+    search (deleted ones never are)."""
+    with HashDB.open(path) as db:
+        deleted = db.deleted_ids().tolist()
+        live = db.live_ids()
+        stored = [{k: v for k, v in m.items() if k != "id"} for m in db.metadata(live)]
+        ok = (np.array_equal(db.codes()[live], codes[live]) and stored == [meta[i] for i in live]
+              and not set(deleted) & set(db.search(codes[:8], len(codes))[1].ravel().tolist()))
+    return deleted, ok
+
+
+def delete_points(tally: Tally, work: Path) -> None:
+    """A delete killed at each of its crash points, and a purging compaction killed at each of
+    the compaction's: the items are deleted whole or not at all, the others are untouched,
+    and a committed compaction leaves none of the deleted items' bytes in any file."""
+    codes, meta = expected(3)
+    victims = [0, 5, len(codes) - 1]
+    for point in DELETE_POINTS + COMPACT_POINTS:
+        path = work / f"delete-{point}"
+        fresh_db(path, 3)
+        compaction = point.startswith("compact-")
+        if compaction:
+            with HashDB.open(path) as db:
+                db.delete(victims)
+            _run_killed(path, f"HashDB.open({str(path)!r}).compact()", point)
+        else:
+            _run_killed(path, f"HashDB.open({str(path)!r}).delete({victims})", point)
+        deleted, ok = _live_state(path, codes, meta)
+        outcome = "consistent" if ok and deleted in ([], victims) else "wrong"
+        if point == "delete-after-manifest" and deleted != victims:
+            outcome = "lost"  # the commit point was passed: the deletion must be there
+        if compaction and outcome == "consistent":
+            # a compaction killed after its commit leaves its old files unreferenced (never read);
+            # the next writer removes them
+            with HashDB.open(path) as db:
+                named = {e["name"] for e in db.manifest["segments"]}
+            data = b"".join(f.read_bytes() for f in path.iterdir() if f.name.split(".")[0] in named)
+            committed = "compact-after-manifest" == point
+            left = [f'"{meta[v]["source"]}"'.encode() in data for v in victims]
+            if committed and any(left):
+                outcome = "wrong"
+            with HashDB.open(path) as db:  # the next writer finishes the erasure
+                db.compact()
+            data = b"".join(f.read_bytes() for f in path.iterdir() if f.is_file())
+            if any(f'"{meta[v]["source"]}"'.encode() in data for v in victims):
+                outcome = "wrong"
+        tally.add("kill at each crash point (delete, purging compaction)", outcome, point)
 
 
 def dnh_hash_kills(tally: Tally, trials: int, work: Path, model: Path, rng: np.random.Generator) -> None:

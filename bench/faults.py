@@ -34,7 +34,7 @@ def _tiny_model(work: Path) -> Path:
 
 def run(quick: bool, model: Path | None, seed: int) -> Tally:
     from fault_files import damaged_files, dnh_hash_full_and_locked, full_disk, two_writers
-    from fault_kill import crash_points, dnh_hash_kills, random_kills
+    from fault_kill import crash_points, delete_points, dnh_hash_kills, random_kills
 
     rng = np.random.default_rng(seed)
     tally = Tally()
@@ -44,6 +44,7 @@ def run(quick: bool, model: Path | None, seed: int) -> Tally:
         steps = [
             ("kills at random times", lambda: random_kills(tally, 12 if quick else 170, work, rng)),
             ("kills at crash points", lambda: crash_points(tally, work)),
+            ("kills during delete and compact", lambda: delete_points(tally, work)),
             ("kills during dnh hash", lambda: dnh_hash_kills(tally, 3 if quick else 200, work, model, rng)),
             ("damaged files", lambda: damaged_files(tally, work, rng, 4 if quick else 2_000)),
             ("full disk", lambda: full_disk(tally, work, rng, 6 if quick else 30)),

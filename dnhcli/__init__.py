@@ -26,7 +26,7 @@ _EXPORTS = {
     "PreparedDataset": "dnhcli.data.dataset",
     "PrepareConfig": "dnhcli.data.prepare",
     "prepare_dataset": "dnhcli.data.prepare",
-    "HashDB": "dnhcli.index.hashdb",
+    "HashDB": "dnhcli.stores.hashdb",
     "pack_codes": "dnhcli.index.codes",
     "unpack_codes": "dnhcli.index.codes",
     "hamming_distances": "dnhcli.index.codes",
@@ -68,7 +68,6 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from dnhcli.index.codes import hamming_distances as hamming_distances
     from dnhcli.index.codes import pack_codes as pack_codes
     from dnhcli.index.codes import unpack_codes as unpack_codes
-    from dnhcli.index.hashdb import HashDB as HashDB
     from dnhcli.models.checkpoint import load_checkpoint as load_checkpoint
     from dnhcli.models.registry import create_model as create_model
     from dnhcli.models.registry import list_models as list_models
@@ -77,6 +76,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from dnhcli.retrieval.hashing import hash_into_db as hash_into_db
     from dnhcli.retrieval.query import SearchConfig as SearchConfig
     from dnhcli.retrieval.query import search as search
+    from dnhcli.stores.hashdb import HashDB as HashDB
     from dnhcli.training.config import Hyperparams as Hyperparams
     from dnhcli.training.config import TrainConfig as TrainConfig
     from dnhcli.training.config import preset as preset

@@ -95,3 +95,52 @@ def real_medmnist() -> Path:
     if not all((REAL_MEDMNIST / name).is_file() for name in needed):
         pytest.skip(f"real MedMNIST files not found in {REAL_MEDMNIST}")
     return REAL_MEDMNIST
+
+
+def write_dicom(path: Path, pixels: np.ndarray, *, photometric: str = "MONOCHROME2", bits: int | None = None,
+                slope: float | None = None, intercept: float | None = None,
+                window: tuple[float, float] | None = None, syntax: str = "1.2.840.10008.1.2.1",
+                pixel_data: bytes | None = None, preamble: bool = True, **extra: object) -> Path:
+    """A DICOM file made with pydicom: (H, W) or (frames, H, W) grey, or (H, W, 3) RGB pixels."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import UID, generate_uid
+
+    pixels = np.asarray(pixels)
+    colour = pixels.ndim == 3 and pixels.shape[2] == 3
+    frames = pixels.shape[0] if pixels.ndim == 3 and not colour else 1
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = UID(syntax)
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientBirthDate, ds.PatientID = "Doe^Jane", "19700101", "P-12345"
+    ds.Modality, ds.BodyPartExamined = "CR", "CHEST"
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = "RGB" if colour else photometric
+    if colour:
+        ds.PlanarConfiguration = 0
+    item_bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated, ds.BitsStored = item_bits, bits or item_bits
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept or 0.0
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    for key, value in extra.items():
+        setattr(ds, key, value)
+    ds.PixelData = pixel_data if pixel_data is not None else pixels.tobytes()
+    ds.save_as(path, enforce_file_format=preamble)
+    return path
+
+
+@pytest.fixture
+def dicom_writer():
+    """`write_dicom` (see above), for tests that make their own DICOM files."""
+    return write_dicom

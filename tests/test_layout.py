@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dnhcli"
 # Lowest first: a module may import its own layer's modules (without a circle) and any lower layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "manifest", "progress", "folders"),
-    ("data", "index"),
+    ("data", "index", "stores"),
     ("models",),
     ("deploy",),
     ("evaluation", "retrieval"),

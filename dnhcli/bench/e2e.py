@@ -16,8 +16,8 @@ import numpy as np
 
 from dnhcli.deploy.backends import Backend
 from dnhcli.index.codes import pack_codes, sign_bits
-from dnhcli.index.hashdb import HashDB
 from dnhcli.index.search import set_threads, warm_up
+from dnhcli.stores.hashdb import HashDB
 
 WARM_UP = 20  # queries before timing (first-call costs of the request and the kernels)
 

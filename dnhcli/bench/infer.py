@@ -43,7 +43,7 @@ def validate(config: BenchmarkConfig) -> None:
     config.check()
     eng.check_device(config.device)
     if config.db is not None:
-        from dnhcli.index.hashdb import HashDB
+        from dnhcli.stores.hashdb import HashDB
 
         HashDB.open(config.db).close()  # a DataError now, not after minutes of timing
 

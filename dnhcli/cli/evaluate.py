@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import DataOpt, ForceOpt, JsonOpt, ModelOpt, ThreadsOpt, int_list
-from dnhcli.cli.output import info, run_and_report, stdout
+from dnhcli.cli.output import handle_errors, info, run_and_report, stdout
 
 if TYPE_CHECKING:
     from dnhcli.evaluation.evaluate import EvalReport

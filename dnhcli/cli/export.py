@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import ForceOpt, JsonOpt, ModelOpt, OutDirOpt
-from dnhcli.cli.output import run_and_report, stdout
+from dnhcli.cli.output import handle_errors, run_and_report, stdout
 
 if TYPE_CHECKING:
     from dnhcli.deploy.export import ExportResult

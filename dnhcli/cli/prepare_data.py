@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.errors import handle_errors
 from dnhcli.cli.options import ForceOpt, JsonOpt, OutDirOpt, SeedOpt
-from dnhcli.cli.output import run_and_report, stdout
+from dnhcli.cli.output import handle_errors, run_and_report, stdout
 from dnhcli.data.defaults import DEFAULT_SUBSETS, ROOT_ENV, SPLITS, SYNTHETIC_PER_CLASS
 from dnhcli.errors import InputError
 

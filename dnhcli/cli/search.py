@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.errors import handle_errors
-from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
-from dnhcli.cli.output import emit_json, info, stdout, stream_json
+from dnhcli.cli.options import DbOpt, JsonOpt
+from dnhcli.cli.output import emit_json, handle_errors, info, stdout, stream_json
 from dnhcli.data.defaults import CHUNK
 from dnhcli.errors import InputError
 
@@ -24,9 +23,12 @@ if TYPE_CHECKING:
 @handle_errors
 def search_command(
     queries: Annotated[list[Path], typer.Argument(
-        help="Query images: .npy (one image or a stack), .png, or folders of them.")],
-    model: ModelOpt,
+        help="Query images of any size: PNG, JPEG, BMP, TIFF, DICOM, .npy (one image or a stack), "
+             "or folders of them.")],
     db: DbOpt,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", "-m", help="The model (best.pt, encoder.xml or encoder.onnx); by default the "
+                              "encoder the database stores.", dir_okay=False)] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Results per query.", min=1)] = 10,
     radius: Annotated[Optional[int], typer.Option(
         help="Every item within this Hamming distance (at most -k of them).", min=0)] = None,

@@ -1,35 +1,38 @@
 """Reading and validating images to hash or to query with, streamed in chunks.
 
-Accepted inputs, all turned into uint8 grey (N, 28, 28) exactly as prepared datasets are:
+Accepted inputs, all turned into the model's uint8 grey (N, side, side) by the one rule of
+`dnhcli.data.preprocess` (28 x 28 inputs stay exactly as they are):
 
-- `.npy`: one image (28, 28), (28, 28, 1) or (28, 28, 3), or a stack (N, 28, 28[, 1 or 3]);
-  uint8 0-255 pixels, other integers within 0-255, or floats within [0, 1] (scaled by 255);
-  read memory-mapped and never unpickled.
-- `.png` (and other formats Pillow reads): 28x28, converted to grey.
-- a folder: its `.npy` and `.png` files, in name order.
+- `.npy`: one picture (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), or a stack (N, H, W[, C]);
+  uint8, uint16 (16-bit), other integers within 0-255, or floats within [0, 1]; read
+  memory-mapped and never unpickled.
+- pictures Pillow reads (PNG, JPEG, BMP, TIFF): 8- and 16-bit grey, RGB, RGBA, palette.
+- DICOM (`.dcm`, or any file with the DICOM preamble): every frame, through
+  `dnhcli.data.dicom`.
+- a folder: those files in it and its subfolders (hidden ones skipped), in path order.
 - a split of a prepared dataset, keeping organ, disease and labels.
-
-RGB becomes grey with the BT.601 luma weights used by `prepare-data`.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dnhcli.data import keys, preprocess
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.defaults import CHUNK as CHUNK
+from dnhcli.data.dicom import is_dicom, read_dicom
 from dnhcli.data.pooling import IMAGE_SIDE, to_grey
 from dnhcli.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-SHAPES = "(28, 28), (28, 28, 1), (28, 28, 3) or a stack (N, 28, 28[, 1 or 3])"
-RESIZE = "resize the images to 28x28 (dnh models read 28x28 MedMNIST-style images)"
+FILE_KINDS = ".npy, .png, .jpg, .bmp, .tif or DICOM"
+Stored = Callable[[Sequence[str]], np.ndarray]  # keys -> which are stored already (bool array)
 
 
 @dataclass
@@ -40,46 +43,26 @@ class ImageChunk:
     metadata: list[dict[str, Any]] = field(default_factory=list)
 
 
-def normalize(array: np.ndarray, source: str) -> np.ndarray:
-    """Any accepted array -> uint8 (N, 28, 28); an `InputError` naming `source` otherwise."""
-    side = (IMAGE_SIDE, IMAGE_SIDE)
-    if array.ndim == 2:
+def normalize(array: np.ndarray, source: str, side: int = IMAGE_SIDE) -> np.ndarray:
+    """One picture or a stack (see the module doc) -> uint8 (N, side, side); an `InputError`
+    naming `source` otherwise."""
+    array = np.asarray(array)
+    if not _is_stack(array):
         array = array[None]
-    elif array.ndim == 3 and array.shape[:2] == side and array.shape[2] in (1, 3):
-        array = array[None]
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
-    if not (array.ndim in (3, 4) and array.shape[1:3] == side
-            and (array.ndim == 3 or array.shape[3] == 3)):
-        raise InputError(f"{source}: images must be {SHAPES}, got shape {array.shape}",
-                         hint=RESIZE)
-    if array.shape[0] == 0:
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[3] not in (1, 3, 4)):
+        raise InputError(f"{source}: not a picture or a stack of pictures (shape {array.shape})",
+                         hint="pictures are (H, W), (H, W, 3) or (H, W, 4); stacks (N, H, W[, C])")
+    if array.shape[0] == 0 or array.size == 0:
         raise InputError(f"{source}: holds no image (shape {array.shape})")
-    array = _to_uint8(np.asarray(array), source)
-    return to_grey(array) if array.ndim == 4 else array
-
-
-def _to_uint8(array: np.ndarray, source: str) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype.kind in "iu":
-        if array.min() < 0 or array.max() > 255:
-            raise InputError(f"{source}: integer pixels must be within 0..255")
-        return array.astype(np.uint8)
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise InputError(f"{source}: holds NaN or infinite values")
-        if array.min() < 0 or array.max() > 1:
-            raise InputError(f"{source}: float pixels must be within [0, 1]",
-                             hint="save 0-255 pixels as uint8, or divide by 255")
-        return np.rint(array * 255.0).astype(np.uint8)
-    raise InputError(f"{source}: unsupported pixel type {array.dtype}",
-                     hint="use uint8 0-255 or float 0-1 pixels")
+    if array.shape[1:3] == (side, side) and array.dtype == np.uint8:  # the fast path, as before
+        return to_grey(array[..., :3] if array.ndim == 4 and array.shape[3] != 1 else
+                       array[..., 0] if array.ndim == 4 else array)
+    return np.stack([preprocess.fit(picture, side, source) for picture in array])
 
 
 def _is_stack(array: np.ndarray) -> bool:
-    """(N, 28, 28) or (N, 28, 28, C), rather than one (28, 28[, C]) image."""
-    return array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE))
+    """(N, H, W) or (N, H, W, C), rather than one (H, W[, C]) picture."""
+    return array.ndim == 4 or (array.ndim == 3 and array.shape[2] not in (1, 3, 4))
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -96,45 +79,45 @@ def _load_npy(path: Path) -> np.ndarray:
         raise InputError(f"{path}: not a readable .npy file ({exc})") from None
 
 
-def _load_picture(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():  # Pillow warns of huge sizes; they are refused before decoding
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as picture:
-                if picture.size != (IMAGE_SIDE, IMAGE_SIDE):
-                    raise InputError(f"{path}: images must be {IMAGE_SIDE}x{IMAGE_SIDE} pixels, got "
-                                     f"{picture.width}x{picture.height}", hint=RESIZE)
-                grey = np.asarray(picture.convert("L"))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
-    return grey
+def _readable(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in (".npy", *IMAGE_SUFFIXES) or is_dicom(path)
 
 
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files to read: each path itself, or a folder's image and .npy files in name order."""
-    files: list[Path] = []
+    """Files to read: each path itself, or a folder's readable files (subfolders included,
+    hidden ones skipped) in path order."""
+    return [file for file, _ in _expand(paths)]
+
+
+def _expand(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Files to read with the root their key is relative to (the folder given, or the file's
+    own folder)."""
+    files: list[tuple[Path, Path]] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in (".npy", *IMAGE_SUFFIXES))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(path).parts) and _readable(p))
             if not found:
-                raise InputError(f"{path}: folder holds no .npy or image files")
-            files.extend(found)
+                raise InputError(f"{path}: folder holds no {FILE_KINDS} files")
+            files.extend((file, path) for file in found)
         elif path.is_file():
-            files.append(path)
+            files.append((path, path.parent))
         else:
             raise InputError(f"input not found: {path}")
     return files
 
 
-def iter_files(paths: Sequence[Path], chunk: int = CHUNK) -> Iterator[ImageChunk]:
-    """Stream images from files and folders, `chunk` at a time: at most about two chunks are
-    in memory, whatever the size of the input (`.npy` files are memory-mapped)."""
+def iter_files(paths: Sequence[Path], chunk: int = CHUNK, side: int = IMAGE_SIDE,
+               stored: Stored | None = None) -> Iterator[ImageChunk]:
+    """Stream images from files and folders as the model's (side x side) input, `chunk` at a
+    time, each with its stable key (`dnhcli.data.keys`) in its metadata: at most about two
+    chunks are in memory, whatever the size of the input (`.npy` files are memory-mapped).
+    Images whose key `stored(keys)` marks are left out, and a file whose images are all
+    stored is not decoded."""
     pending: list[tuple[np.ndarray, list[dict[str, Any]]]] = []
     size = 0
-    for piece in _pieces(paths, chunk):
+    for piece in _pieces(paths, chunk, side, stored or _nothing_stored):
         pending.append(piece)
         size += len(piece[0])
         while size >= chunk:
@@ -144,23 +127,119 @@ def iter_files(paths: Sequence[Path], chunk: int = CHUNK) -> Iterator[ImageChunk
         yield _take(pending, size)
 
 
-def _pieces(paths: Sequence[Path], chunk: int) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
-    """Normalised images with their metadata, at most `chunk` at a time, file by file."""
-    for path in expand_paths(paths):
-        absolute = str(path.absolute())
-        if path.suffix.lower() != ".npy":
-            yield normalize(_load_picture(path), str(path)), [{"source": str(path), "file": absolute,
-                                                                "index": None}]
+def _nothing_stored(keys: Sequence[str]) -> np.ndarray:
+    return np.zeros(len(keys), bool)
+
+
+def _pieces(paths: Sequence[Path], chunk: int, side: int, stored: Stored
+            ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    """Normalised images with their metadata, at most `chunk` at a time, file by file; the
+    images already stored are left out (and not decoded where a whole file is stored)."""
+    for path, root in _expand(paths):
+        absolute, base = str(path.absolute()), keys.file_key(path, root)
+        if path.suffix.lower() == ".npy":
+            yield from _npy_pieces(path, absolute, base, chunk, side, stored)
+        elif path.suffix.lower() in IMAGE_SUFFIXES or not is_dicom(path):
+            if not stored([base])[0]:
+                yield normalize(load_picture(path), str(path), side), [
+                    {"source": str(path), "file": absolute, "index": None, "key": base}]
+        else:
+            uid, count = keys.dicom_instance(path)
+            names = keys.item_keys(f"dicom:{uid}" if uid else base, count, count > 1)
+            keep = ~stored(names)
+            if not keep.any():
+                continue
+            frames, metas = read_dicom(path)
+            if len(frames) != len(names):  # the header and the pixels disagree: the pixels win
+                names = keys.item_keys(f"dicom:{uid}" if uid else base, len(frames), len(frames) > 1)
+                keep = ~stored(names)
+            chosen = np.flatnonzero(keep)
+            if len(chosen):
+                images = np.stack([preprocess.fit(frames[i], side, str(path)) for i in chosen])
+                yield images, [{"source": str(path) if len(frames) == 1 else f"{path}[{i}]",
+                                "file": absolute, "index": None, **metas[i], "key": names[i]}
+                               for i in chosen]
+
+
+def _npy_pieces(path: Path, absolute: str, base: str, chunk: int, side: int, stored: Stored
+                ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    raw = _load_npy(path)
+    stacked = _is_stack(raw)
+    if stacked and len(raw) == 0:
+        raise InputError(f"{path}: holds no image (shape {raw.shape})")
+    for start in range(0, len(raw), chunk) if stacked else range(1):
+        count = min(chunk, len(raw) - start) if stacked else 1
+        names = [f"{base}[{start + i}]" for i in range(count)] if stacked else [base]
+        keep = np.flatnonzero(~stored(names))
+        if not len(keep):
             continue
+        images = normalize(raw[start:start + chunk] if stacked else raw, str(path), side)
+        yield images[keep], [{"source": f"{path}[{start + i}]" if stacked else str(path),
+                              "file": absolute, "index": start + i if stacked else None,
+                              "key": names[i]} for i in keep.tolist()]
+
+
+def load_one(path: Path, index: int | None = None, frame: int | None = None,
+             side: int = IMAGE_SIDE) -> np.ndarray:
+    """One stored image again, as the model saw it: item `index` of a `.npy` stack, `frame` of
+    a multi-frame DICOM, or the picture itself."""
+    if path.suffix.lower() == ".npy":
         raw = _load_npy(path)
-        stacked = _is_stack(raw)
-        if stacked and len(raw) == 0:
-            raise InputError(f"{path}: holds no image (shape {raw.shape})")
-        for start in range(0, len(raw), chunk) if stacked else range(1):
-            images = normalize(raw[start:start + chunk] if stacked else raw, str(path))
-            yield images, [{"source": f"{path}[{start + i}]" if stacked else str(path),
-                            "file": absolute, "index": start + i if stacked else None}
-                           for i in range(len(images))]
+        return normalize(raw[index] if index is not None else raw, str(path), side)[0]
+    if path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path):
+        frames, _ = read_dicom(path)
+        return preprocess.fit(frames[frame or 0], side, str(path))
+    return normalize(load_picture(path), str(path), side)[0]
+
+
+def load_picture(path: Path) -> np.ndarray:
+    """A picture file read by Pillow at its own depth: uint8 grey or RGB, uint16 grey (16-bit),
+    or float32 grey; its size is checked before its pixels are decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # Pillow warns of huge sizes; they are refused before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                preprocess.check_size(picture.height, picture.width, str(path),
+                                      getattr(picture, "n_frames", 1))
+                if getattr(picture, "n_frames", 1) > 1:
+                    raise InputError(f"{path}: holds {picture.n_frames} pages or frames",
+                                     hint="save each page as its own file (multi-frame DICOM is read "
+                                          "frame by frame)")
+                return _pixels(picture, path)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: declares more pixels than dnh reads ({exc})".replace(
+            ", could be decompression bomb DOS attack", ""),
+                         hint="downsample the image first (a decompression bomb is refused the same way)"
+                         ) from None
+    except (UnidentifiedImageError, OSError, ValueError,
+            SyntaxError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+
+
+def _pixels(picture: Any, path: Path) -> np.ndarray:
+    mode = picture.mode
+    if mode.startswith("I;16"):
+        return np.asarray(picture).astype(np.uint16)
+    if mode == "I":  # 32-bit integers: 16-bit PNGs open so in some Pillow versions
+        array = np.asarray(picture)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise InputError(f"{path}: 32-bit integer pixels outside 0..65535",
+                             hint="save 8- or 16-bit images")
+        return array.astype(np.uint16)
+    if mode == "F":
+        return np.asarray(picture, np.float32)
+    if mode in ("L", "RGB"):
+        return np.asarray(picture)
+    if mode in ("1", "LA", "La") or (mode in ("P", "PA") and _grey_palette(picture)):
+        return np.asarray(picture.convert("L"))
+    return np.asarray(picture.convert("RGB"))  # palette, RGBA (alpha ignored), CMYK, YCbCr, ...
+
+
+def _grey_palette(picture: Any) -> bool:
+    colours = picture.getpalette() or []
+    return all(colours[i] == colours[i + 1] == colours[i + 2] for i in range(0, len(colours) - 2, 3))
 
 
 def _take(pending: list[tuple[np.ndarray, list[dict[str, Any]]]], count: int) -> ImageChunk:
@@ -176,11 +255,17 @@ def _take(pending: list[tuple[np.ndarray, list[dict[str, Any]]]], count: int) ->
     return ImageChunk(images=np.concatenate([t[0] for t in taken]), metadata=[m for t in taken for m in t[1]])
 
 
-def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK) -> Iterator[ImageChunk]:
-    """Stream a split of a prepared dataset with its organ, disease and label vector."""
+def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK,
+               stored: Stored | None = None) -> Iterator[ImageChunk]:
+    """Stream a split of a prepared dataset with its organ, disease, label vector and key;
+    items whose key `stored(keys)` marks are left out."""
     data = dataset.split(split)
     organs, path = dataset.organ_names, str(dataset.path.absolute())
+    stored = stored or _nothing_stored
     for start in range(0, len(data), chunk):
+        names = [keys.dataset_key(dataset.fingerprint, split, start + i)
+                 for i in range(min(chunk, len(data) - start))]
+        keep = np.flatnonzero(~stored(names))
         labels = np.asarray(data.labels[start:start + chunk])
         raw = np.asarray(data.raw_labels[start:start + chunk])
         meta = []
@@ -189,17 +274,21 @@ def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK) -> Iter
             meta.append({"source": f"{split}[{start + i}]", "dataset": path, "split": split,
                          "index": start + i, "organ": organs[organ],
                          "disease": dataset.disease_names(organ)[disease],
-                         "class": dataset.class_names[klass], "labels": vector})
-        yield ImageChunk(images=np.asarray(data.images[start:start + chunk]), metadata=meta)
+                         "class": dataset.class_names[klass], "labels": vector, "key": names[i]})
+        if len(keep):
+            images = np.asarray(data.images[start:start + chunk])
+            yield ImageChunk(images=images[keep], metadata=[meta[i] for i in keep.tolist()])
 
 
 def count_inputs(paths: Sequence[Path]) -> int:
-    """How many images the files hold (read from .npy headers, so it is cheap)."""
+    """How many images the files hold (from .npy and DICOM headers, so it is cheap)."""
     total = 0
     for path in expand_paths(paths):
         if path.suffix.lower() == ".npy":
             raw = _load_npy(path)
             total += len(raw) if _is_stack(raw) else 1
+        elif path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path):
+            total += keys.dicom_instance(path)[1]
         else:
             total += 1
     return total

@@ -25,9 +25,10 @@ class Backend(Protocol):
     bits: int
     fingerprint: str
     info: dict[str, Any]
+    input_side: int  # the model reads grey (input_side x input_side) images
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, 28, 28) -> continuous codes h (N, K) float32."""
+        """uint8 images (N, side, side) -> continuous codes h (N, K) float32."""
         ...
 
 
@@ -36,18 +37,27 @@ BATCH = 1024
 
 
 def _in_batches(images: np.ndarray, bits: int, run: Any) -> np.ndarray:
-    """Codes of uint8 images (N, 28, 28) from `run` (float32 (n, 1, 28, 28) -> (n, K)), in batches."""
+    """Codes of uint8 images (N, S, S) from `run` (float32 (n, 1, S, S) -> (n, K)), in batches."""
     out = [run(np.asarray(images[i:i + BATCH], np.float32)[:, None] * SCALE)
            for i in range(0, len(images), BATCH)]
     return np.concatenate(out) if out else np.zeros((0, bits), np.float32)
 
 
-def _export_facts(path: Path, facts: Mapping[str, str]) -> dict[str, Any]:
+def _export_facts(path: Path, facts: Mapping[str, str], side: int) -> dict[str, Any]:
     """A `_Loaded`'s fields from the facts `dnh export` stores in the IR and the ONNX file."""
     info = {"arch": facts["arch"], "bits": int(facts["bits"]),
-            "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute())}
+            "dataset_fingerprint": facts["dataset_fingerprint"], "model": str(Path(path).absolute()),
+            "input_size": [1, side, side]}
     return {"path": Path(path), "bits": int(facts["bits"]), "fingerprint": facts["model_fingerprint"],
-            "info": info}
+            "info": info, "input_side": side}
+
+
+def _square_side(shape: list[str], path: Path) -> int:
+    """The side S of an exported model's input (N, 1, S, S)."""
+    if len(shape) != 4 or shape[1] != "1" or shape[2] != shape[3] or not shape[2].isdigit():
+        raise ModelError(f"{path} takes input of shape ({', '.join(shape)}), not (N, 1, S, S)",
+                         hint="pass an encoder exported by `dnh export`")
+    return int(shape[2])
 
 
 @dataclass
@@ -59,6 +69,7 @@ class _Loaded:
     fingerprint: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     runner: Any = None
+    input_side: int = 28
 
 
 @dataclass
@@ -71,6 +82,7 @@ class TorchBackend(_Loaded):
     def load(cls, path: Path) -> TorchBackend:
         from dnhcli.models.checkpoint import load_checkpoint, model_fingerprint, model_from_checkpoint
         from dnhcli.models.encode import channels_last
+        from dnhcli.models.registry import model_defaults
 
         payload = load_checkpoint(path)
         model = model_from_checkpoint(payload)
@@ -79,9 +91,11 @@ class TorchBackend(_Loaded):
         info["dataset_fingerprint"] = payload["dataset"].get("fingerprint")
         info["objective"] = payload.get("hparams", {}).get("objective", "dnh")  # older checkpoints: dnh
         info["checkpoint"] = str(Path(path).absolute())
+        side = int(model_defaults(str(payload["arch"])).input_size[-1])
+        info["input_size"] = [1, side, side]
         return cls(path=Path(path), bits=int(payload["bits"]),
                    fingerprint=model_fingerprint(payload["model"]), info=info,
-                   runner=channels_last(model.encoder).eval())
+                   runner=channels_last(model.encoder).eval(), input_side=side)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         from dnhcli.models.encode import encode_images
@@ -124,18 +138,39 @@ class OpenVINOBackend(_Loaded):
         except RuntimeError:
             raise ModelError(f"{path} is not a dnh export (no dnh facts in its rt_info)",
                              hint="export a checkpoint with `dnh export`") from None
-        shape = model.input(0).get_partial_shape()
-        if len(shape) != 4 or [str(d) for d in list(shape)[1:]] != ["1", "28", "28"]:
-            raise ModelError(f"{path} takes input of shape {shape}, not (N, 1, 28, 28)")
+        side = _square_side([str(d) for d in list(model.input(0).get_partial_shape())], path)
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = core.compile_model(model, "CPU", config)
-        return cls(**_export_facts(path, facts), runner=compiled, config=config)
+        return cls(**_export_facts(path, facts, side), runner=compiled, config=config)
+
+    @classmethod
+    def from_onnx(cls, path: Path, threads: int | None = None) -> OpenVINOBackend:
+        """An encoder.onnx from `dnh export` (or stored in a database) compiled by OpenVINO, for
+        machines without ONNX Runtime; its facts come from the ONNX metadata."""
+        import onnx
+        import openvino as ov
+
+        try:
+            facts = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+            model = ov.Core().read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - onnx and OpenVINO raise many kinds on a bad file
+            raise ModelError(f"cannot read the ONNX model {path}: {str(exc).splitlines()[0][:200]}",
+                             hint="pass the encoder.onnx written by `dnh export`") from None
+        if facts.get("format") != "dnh-export":
+            raise ModelError(f"{path} is not a dnh export (no dnh facts in its metadata)",
+                             hint="export a checkpoint with `dnh export`")
+        side = _square_side([str(d) for d in list(model.input(0).get_partial_shape())], path)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(model, "CPU", config)
+        return cls(**_export_facts(path, facts, side), runner=compiled, config=config)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         if len(images) == 1:
-            return self._encode_one(np.asarray(images).reshape(1, 1, 28, 28))
+            return self._encode_one(np.asarray(images).reshape(1, 1, self.input_side, self.input_side))
         return _in_batches(images, self.bits, lambda x: self.runner(x)[0])
 
     def _encode_one(self, image: np.ndarray) -> np.ndarray:
@@ -144,7 +179,7 @@ class OpenVINOBackend(_Loaded):
 
             core = ov.Core()
             model = core.read_model(str(self.path))
-            model.reshape([1, 1, 28, 28])
+            model.reshape([1, 1, self.input_side, self.input_side])
             compiled = core.compile_model(model, "CPU", {**self.config, "PERFORMANCE_HINT": "LATENCY"})
             request = compiled.create_infer_request()
             self.single = (compiled, request, request.get_input_tensor(0).data)
@@ -162,13 +197,12 @@ class OnnxRuntimeBackend(_Loaded):
     name: str = "onnxruntime"
 
     @classmethod
-    def load(cls, path: Path, threads: int | None = None) -> OnnxRuntimeBackend:
+    def load(cls, path: Path, threads: int | None = None) -> OnnxRuntimeBackend | OpenVINOBackend:
         try:
             import onnxruntime as ort
             from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
-        except ImportError:
-            raise ModelError(f"running {path} needs ONNX Runtime, which is not installed",
-                             hint="pip install onnxruntime, or pass the encoder.xml beside it") from None
+        except ImportError:  # OpenVINO reads ONNX too
+            return OpenVINOBackend.from_onnx(path, threads)
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
         if threads is not None:
@@ -186,9 +220,10 @@ class OnnxRuntimeBackend(_Loaded):
             raise ModelError(f"{path} is not a dnh export (no dnh facts in its metadata)",
                              hint="export a checkpoint with `dnh export`")
         inputs = session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != "image" or list(inputs[0].shape)[1:] != [1, 28, 28]:
-            raise ModelError(f"{path} does not take `image` (N, 1, 28, 28)")
-        return cls(**_export_facts(path, facts), runner=session)
+        if len(inputs) != 1 or inputs[0].name != "image":
+            raise ModelError(f"{path} does not take one input `image`")
+        side = _square_side([str(d) for d in inputs[0].shape], path)
+        return cls(**_export_facts(path, facts, side), runner=session)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         return _in_batches(images, self.bits, lambda x: self.runner.run(None, {"image": x})[0])
@@ -196,7 +231,8 @@ class OnnxRuntimeBackend(_Loaded):
 
 def load_backend(path: Path | str, threads: int | None = None) -> Backend:
     """The backend for a model file: a `.pt` checkpoint runs on PyTorch, an `encoder.xml` from
-    `dnh export` on OpenVINO CPU, an `encoder.onnx` on ONNX Runtime (these two with `threads`
+    `dnh export` on OpenVINO CPU, an `encoder.onnx` on ONNX Runtime (OpenVINO where ONNX Runtime
+    is not installed; these two with `threads`
     inference threads; PyTorch's are global)."""
     path = Path(path)
     if not path.exists():

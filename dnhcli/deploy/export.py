@@ -98,9 +98,27 @@ def bit_agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float |
             "max_abs_diff": float(np.abs(reference - other).max(initial=0.0))}
 
 
+def write_onnx(backend: TorchBackend, path: Path, x: torch.Tensor | None = None) -> None:
+    """The checkpoint's encoder as ONNX (dynamic batch) carrying dnh's facts in its metadata."""
+    import onnx
+
+    side = backend.input_side
+    x = torch.zeros(2, 1, side, side) if x is None else x
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no onnxscript
+        torch.onnx.export(backend.runner.eval(), (x.contiguous(),), str(path), input_names=["image"],
+                          output_names=["code"], dynamic_axes={"image": {0: "N"}, "code": {0: "N"}},
+                          opset_version=OPSET, dynamo=False)
+    model = onnx.load(str(path))
+    for key, value in _facts(backend).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def export_model(config: ExportConfig) -> ExportResult:
     """Export, verify and write the folder atomically (nothing is left on failure)."""
-    import onnx
     import openvino as ov
 
     started = time.perf_counter()
@@ -116,23 +134,12 @@ def export_model(config: ExportConfig) -> ExportResult:
             raise ModelError("--int8 needs NNCF, which is not installed",
                              hint="pip install nncf (or pip install -e '.[int8]')")
     backend = TorchBackend.load(Path(config.model))
-    encoder = backend.runner.eval()
     images = sample_images(config.data, config.verify_count)
     x = torch.from_numpy(np.array(images, dtype=np.float32) / 255.0).unsqueeze(1)
     facts = _facts(backend)
     with staged_folder(config.out) as tmp:
         onnx_path, xml_path = tmp / "encoder.onnx", tmp / "encoder.xml"
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no onnxscript
-            torch.onnx.export(encoder, (x[:2].contiguous(),), str(onnx_path), input_names=["image"],
-                              output_names=["code"], dynamic_axes={"image": {0: "N"}, "code": {0: "N"}},
-                              opset_version=OPSET, dynamo=False)
-        model = onnx.load(str(onnx_path))
-        for key, value in facts.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(model)
-        onnx.save(model, str(onnx_path))
+        write_onnx(backend, onnx_path, x[:2])
         ov_model = ov.convert_model(str(onnx_path))
         for key, value in facts.items():
             ov_model.set_rt_info(value, ["dnh", key])

@@ -16,9 +16,9 @@ from dnhcli.errors import DataError, InputError
 from dnhcli.evaluation.protocol import DEFAULT_KS, TIE_BREAKS, Evaluation, evaluate_codes
 from dnhcli.folders import check_output_folder, staged_folder
 from dnhcli.index.codes import codes_from_continuous
-from dnhcli.index.hashdb import HashDB
 from dnhcli.manifest import package_versions, write_json
 from dnhcli.progress import ProgressFn, no_progress
+from dnhcli.stores.hashdb import HashDB
 
 DUMP_FORMAT = "dnh-eval-dump"
 DUMP_VERSION = 1
@@ -82,9 +82,10 @@ def _split_side(dataset: PreparedDataset, split: str, backend: Backend, progress
 def _db_side(path: Path, backend: Backend) -> tuple[Side, dict[str, Any]]:
     with HashDB.open(path) as db:
         db.check_model(backend.bits, backend.fingerprint)
-        codes = db.codes()
-        records = db.metadata(np.arange(len(db)))
-        facts = {"db": str(path), "db_items": len(db)}
+        live = db.live_ids()  # deleted items are not evaluated
+        codes = db.codes()[live]
+        records = db.metadata(live)
+        facts = {"db": str(path), "db_items": len(live)}
     unlabelled = [r["id"] for r in records if not r.get("organ") or r.get("disease") is None]
     if unlabelled:
         raise DataError(f"{len(unlabelled)} items of the hash database {path} have no organ/disease "

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dnhcli.data.dataset import PreparedDataset
-from dnhcli.data.images import normalize
+from dnhcli.data.images import load_one
 from dnhcli.errors import InputError
 from dnhcli.retrieval.query import SearchResult
 
@@ -47,13 +47,7 @@ class _Sources:
             file = meta.get("file")
             if file is None:
                 return None
-            if str(file).endswith(".npy"):
-                array = np.load(file, mmap_mode="r", allow_pickle=False)
-                if meta.get("index") is not None:
-                    array = array[meta["index"]]
-                return normalize(np.asarray(array), file)[0]
-            with Image.open(file) as picture:
-                return normalize(np.asarray(picture.convert("L")), file)[0]
+            return load_one(Path(file), meta.get("index"), meta.get("frame"))
         except Exception:  # noqa: BLE001 - a missing or changed source only greys its tile
             return None
 

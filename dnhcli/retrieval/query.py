@@ -14,14 +14,14 @@ from dnhcli.data.images import CHUNK, iter_files
 from dnhcli.deploy.backends import Backend, load_backend
 from dnhcli.errors import InputError
 from dnhcli.index.codes import codes_from_continuous
-from dnhcli.index.hashdb import HashDB
+from dnhcli.stores.hashdb import HashDB
 
 RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    model: Path
+    model: Path | None  # None: the encoder stored in the database
     db: Path
     queries: tuple[Path, ...]
     k: int = 10
@@ -94,23 +94,36 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
         raise InputError(f"--radius must be zero or positive, got {config.radius}")
     if config.chunk < 1:
         raise InputError(f"--chunk must be at least 1, got {config.chunk}")
-    backend = backend or load_backend(config.model)
-    for _ in iter_files(config.queries, config.chunk):
+    backend = backend or load_backend(config.model or stored_model(config.db))
+    for _ in iter_files(config.queries, config.chunk, backend.input_side):
         pass  # a first, streamed pass checks every file before any result is given
     with HashDB.open(config.db) as db:
         db.check_model(backend.bits, backend.fingerprint)
         if header is not None:
             header.bits = db.bits
-        stored = db.codes() if config.tie_break == "asymmetric" and len(db) else None
-        for chunk in iter_files(config.queries, config.chunk):
+        live = db.live_ids() if config.tie_break == "asymmetric" and db.live else None
+        stored = db.codes()[live] if live is not None else None  # deleted items left out
+        for chunk in iter_files(config.queries, config.chunk, backend.input_side):
             h = backend.encode(chunk.images)
             codes = codes_from_continuous(h)
             if stored is not None:
-                per_query = _ranked_asymmetric(stored, codes, h, config.k, config.radius)
+                per_query = [(d, live[i]) for d, i in _ranked_asymmetric(stored, codes, h, config.k,
+                                                                         config.radius)]
             else:
                 per_query = _ranked(db, codes, config.k, config.radius)
             for image, meta, (distances, ids) in zip(chunk.images, chunk.metadata, per_query):
                 yield QueryResult(query=meta["source"], image=image, results=_rows(db, distances, ids))
+
+
+def stored_model(db: Path) -> Path:
+    """The encoder a database stores (so a search needs no --model)."""
+    with HashDB.open(db, verify=False) as database:
+        path = database.model_path
+    if path is None:
+        raise InputError(f"the hash database {db} stores no model (it was built before dnh stored "
+                         "them, or from an OpenVINO IR without its encoder.onnx)",
+                         hint="pass --model with the model that built it")
+    return path
 
 
 def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None

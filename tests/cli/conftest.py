@@ -144,12 +144,31 @@ class Ctx:
             handle.write(bytes(16))
         return str(self.tmp / "q.npy")
 
-    def png(self, side: int, name: str = "q.png") -> str:
+    def png(self, side: int, name: str = "q.png", height: int | None = None) -> str:
         from PIL import Image
 
         buffer = BytesIO()
-        Image.new("L", (side, side)).save(buffer, format="PNG")
+        Image.new("L", (side, height or side)).save(buffer, format="PNG")
         return self.file(name, buffer.getvalue())
+
+    def tiff_pages(self, pages: int, name: str = "q.tif") -> str:
+        from PIL import Image
+
+        frames = [Image.new("L", (40, 40), 10 * i) for i in range(pages)]
+        frames[0].save(self.tmp / name, save_all=True, append_images=frames[1:])
+        return str(self.tmp / name)
+
+    def dicom(self, pixels: Any, name: str = "q.dcm", edit: Callable[[Any], Any] | None = None,
+              **kw: Any) -> str:
+        """A DICOM file (tests/conftest.py `write_dicom`), then changed by `edit(dataset)`."""
+        path = self.request.getfixturevalue("dicom_writer")(self.tmp / name, np.asarray(pixels), **kw)
+        if edit is not None:
+            import pydicom
+
+            ds = pydicom.dcmread(path)
+            edit(ds)
+            ds.save_as(path)
+        return str(path)
 
     def checkpoint(self, edit: Callable[[dict[str, Any]], Any], name: str = "model.pt") -> str:
         """The trained checkpoint changed by `edit` (what it returns is saved instead, if not None)."""

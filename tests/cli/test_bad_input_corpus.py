@@ -42,6 +42,15 @@ def png_header(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+EXPLICIT_LE, PRIVATE_SYNTAX = b"1.2.840.10008.1.2.1\x00", b"1.2.840.99999.1.2.1\x00"  # same length
+
+
+def encapsulated() -> bytes:
+    from pydicom.encaps import encapsulate
+
+    return encapsulate([b"\xff\xd8 not really JPEG-LS \xff\xd9"])
+
+
 # Each is a query file given to `dnh search` (against the module's DB) and to `dnh hash` (into a new DB).
 BAD_FILES: dict[str, Callable[[Any], str]] = {
     "npy-object-pickle": lambda c: c.npy(np.array([c.trap], dtype=object), allow_pickle=True),
@@ -53,9 +62,12 @@ BAD_FILES: dict[str, Callable[[Any], str]] = {
     "npy-overflowing-header": lambda c: c.header_npy((2**40, 2**40, D)),
     "npy-negative-header": lambda c: c.header_npy((-1, D, D)),
     "npy-random-bytes": lambda c: c.file("q.npy", noise(4096)),
-    "shape-10x32x32": lambda c: c.npy(np.zeros((10, 32, 32), np.uint8)),
+    "shape-10x4x4": lambda c: c.npy(np.zeros((10, 4, 4), np.uint8)),
+    "shape-1x500-strip": lambda c: c.npy(np.zeros((1, 500), np.float32)),
+    "shape-2x3x28x28": lambda c: c.npy(np.zeros((2, 3, D, D), np.uint8)),
     "shape-28": lambda c: c.npy(np.zeros((D,), np.uint8)),
-    "shape-2x28x28x4": lambda c: c.npy(np.zeros((2, D, D, 4), np.uint8)),
+    "shape-2x28x28x2": lambda c: c.npy(np.zeros((2, D, D, 2), np.uint8)),
+    "uint32-over-255": lambda c: c.npy(np.full((40, 40), 70000, np.uint32)),
     "shape-scalar": lambda c: c.npy(np.uint8(3)),
     "dtype-complex": lambda c: c.npy(np.zeros((D, D), np.complex64)),
     "dtype-bool": lambda c: c.npy(np.zeros((D, D), bool)),
@@ -70,7 +82,22 @@ BAD_FILES: dict[str, Callable[[Any], str]] = {
     "empty-stack": lambda c: c.npy(np.zeros((0, D, D), np.uint8)),
     "text-as-png": lambda c: c.file("q.png", "this is not an image\n"),
     "random-bytes-as-png": lambda c: c.file("q.png", noise(2048)),
-    "png-32x32": lambda c: c.png(32),
+    "png-1x300": lambda c: c.png(300, height=1),
+    "png-0x0-header": lambda c: c.file("q.png", png_header(0, 0)),
+    "tiff-two-pages": lambda c: c.tiff_pages(2),
+    "dicom-no-pixel-data": lambda c: c.dicom(np.zeros((D, D), np.uint8),
+                                             edit=lambda ds: delattr(ds, "PixelData")),
+    "dicom-truncated": lambda c: c.file("t.dcm", Path(c.dicom(np.zeros((64, 64), np.uint16)))
+                                        .read_bytes()[:-4000]),
+    "dicom-jpeg-ls-without-decoder": lambda c: c.dicom(
+        np.zeros((D, D), np.uint8), syntax="1.2.840.10008.1.2.4.80", pixel_data=encapsulated()),
+    "dicom-unknown-transfer-syntax": lambda c: c.file("q.dcm", Path(c.dicom(np.zeros((D, D), np.uint8)))
+                                                      .read_bytes().replace(EXPLICIT_LE, PRIVATE_SYNTAX)),
+    "dicom-declares-60000x60000": lambda c: c.dicom(np.zeros((D, D), np.uint8), Rows=60000, Columns=60000),
+    "dicom-rows-0": lambda c: c.dicom(np.zeros((D, D), np.uint8), Rows=0),
+    "dicom-window-width-0": lambda c: c.dicom(np.zeros((D, D), np.uint8), window=(40.0, 0.0)),
+    "dicom-preamble-then-garbage": lambda c: c.file("q.dcm", bytes(128) + b"DICM" + noise(300)),
+    "dicom-text-file": lambda c: c.file("q.dcm", "not a DICOM file\n"),
     "png-28x28-pixels-cut": lambda c: c.file("q.png", png_header(D, D)),
     "png-header-10000x10000": lambda c: c.file("q.png", png_header(10_000, 10_000)),  # Pillow warns
     "png-header-100000x100000": lambda c: c.file("q.png", png_header(100_000, 100_000)),  # Pillow raises

@@ -20,7 +20,9 @@ def test_hash_then_search_json_table_and_montage(synthetic_dataset: Path, traine
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     gallery = len(PreparedDataset.open(synthetic_dataset).split("gallery"))
-    assert data == {"db": str(db), "count": gallery, "added": gallery, "bits": 16, "created": True}
+    assert data == {"db": str(db), "count": gallery, "added": gallery, "skipped": 0, "replaced": 0,
+                    "bits": 16,
+                    "created": True}
 
     query = np.asarray(PreparedDataset.open(synthetic_dataset).split("query").images[0])
     np.save(tmp_path / "query.npy", query)
@@ -49,7 +51,7 @@ def test_search_errors_are_one_line(synthetic_dataset: Path, trained_model: Path
     np.save(tmp_path / "nan.npy", np.full((28, 28), np.nan, np.float32))
     cases = [
         (["search", str(tmp_path / "wrong.npy"), "--model", str(trained_model), "--db", str(db)],
-         "images must be"),
+         "too small to hash"),
         (["search", str(tmp_path / "nan.npy"), "--model", str(trained_model), "--db", str(db)],
          "NaN"),
         (["search", str(tmp_path / "wrong.npy"), "--model", str(tmp_path / "no.pt"), "--db", str(db)],
@@ -66,7 +68,7 @@ def test_search_errors_are_one_line(synthetic_dataset: Path, trained_model: Path
 
 def test_chunked_hash_and_streamed_search_give_the_same_answers(synthetic_dataset: Path,
                                                                  trained_model: Path, tmp_path: Path) -> None:
-    from dnhcli.index.hashdb import HashDB
+    from dnhcli.stores.hashdb import HashDB
 
     model = ["--model", str(trained_model)]
     whole, chunked = tmp_path / "whole", tmp_path / "chunked"

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 HEAVY = ("torch", "openvino", "onnxruntime", "numba", "scipy", "matplotlib", "nncf", "medmnist", "PIL")
-COMMANDS = ("prepare-data", "train", "hash", "search", "evaluate", "export", "benchmark")
+COMMANDS = ("prepare-data", "train", "hash", "search", "evaluate", "export", "benchmark", "db")
 
 _RUNNER = """
 import json, sys
-if {block_torch}:
-    sys.modules["torch"] = None  # `import torch` now raises ImportError
+for name in {blocked}:
+    sys.modules[name] = None  # `import name` now raises ImportError
 from dnhcli.cli.app import app
 try:
     app(sys.argv[1:], prog_name="dnh")
@@ -34,9 +34,12 @@ print("\\n" + json.dumps({{"code": code, "loaded": loaded}}), file=sys.stderr)
 """
 
 
-def _run(args: list[str], block_torch: bool = False) -> tuple[int, set[str], str]:
-    """(exit code, top-level modules loaded, stdout) of `dnh args` in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(block_torch=block_torch), *args],
+def _run(args: list[str], block_torch: bool = False, block: tuple[str, ...] = ()
+         ) -> tuple[int, set[str], str]:
+    """(exit code, top-level modules loaded, stdout) of `dnh args` in a fresh interpreter, with
+    torch (and the modules of `block`) made unimportable."""
+    blocked = [*(["torch"] if block_torch else []), *block]
+    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(blocked=blocked), *args],
                           capture_output=True, text=True, timeout=300)
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, proc.stderr
@@ -74,3 +77,16 @@ def test_hash_and_search_with_an_exported_model_need_no_torch(engine: str, expor
         assert (i, 0) in [(hit["id"], hit["distance"]) for hit in found["results"]]
     # a search of a small database does not load the numba kernels either
     assert "torch" not in loaded and "numba" not in loaded
+
+
+def test_a_database_searches_with_its_stored_model_without_torch_or_onnxruntime(
+        trained_model: Path, query: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "db")
+    _, _, out = _run(["hash", "--model", str(trained_model), "--db", db, str(query), "--json"])
+    assert json.loads(out)["added"] == 2 and (tmp_path / "db" / "encoder.onnx").is_file()
+    _, loaded, out = _run(["search", str(query), "--db", db, "-k", "2", "--json"], block_torch=True,
+                          block=("onnxruntime",))
+    assert "torch" not in loaded and "onnxruntime" not in loaded
+    with_model = _run(["search", str(query), "--db", db, "--model", str(trained_model), "-k", "2",
+                       "--json"])[2]
+    assert json.loads(out)["queries"] == json.loads(with_model)["queries"]  # the same answers

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pickle
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,15 @@ from PIL import Image
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.images import count_inputs, iter_files, iter_split, normalize
 from dnhcli.errors import InputError
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels and holds none (a decompression bomb's head)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, data in ((b"IHDR", ihdr), (b"IDAT", zlib.compress(b"\x00" * 16)), (b"IEND", b"")):
+        out += struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return out
 
 
 @pytest.mark.parametrize("shape,count", [((28, 28), 1), ((28, 28, 1), 1), ((28, 28, 3), 1),
@@ -28,13 +39,16 @@ def test_scaling_matches_training() -> None:
 
 
 @pytest.mark.parametrize("array,message", [
-    (np.zeros((32, 32), np.uint8), "must be"),
-    (np.zeros((28, 28, 2), np.uint8), "must be"),
+    (np.zeros((4, 4), np.uint8), "too small"),
+    (np.zeros((1, 500), np.uint8), "too small"),
+    (np.zeros((28, 28, 2), np.uint8), "too small"),  # a stack of 28 strips 28x2
+    (np.zeros((2, 3, 28, 28), np.uint8), "not a picture"),
     (np.zeros((0, 28, 28), np.uint8), "no image"),
     (np.full((28, 28), np.nan, np.float32), "NaN"),
     (np.full((28, 28), np.inf, np.float64), "NaN or infinite"),
     (np.full((28, 28), 2.0, np.float32), "within \\[0, 1\\]"),
     (np.full((28, 28), 300, np.int32), "within 0..255"),
+    (np.full((40, 40), 300, np.int32), "within 0..255"),
     (np.full((28, 28), -1, np.int16), "within 0..255"),
     (np.zeros((28, 28), np.complex64), "unsupported pixel type"),
     (np.zeros((28, 28), bool), "unsupported pixel type"),
@@ -68,10 +82,10 @@ def test_hostile_and_broken_files_are_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "ok.npy", np.zeros((4, 28, 28), np.uint8))
     (tmp_path / "truncated.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:200])
     (tmp_path / "fake.png").write_bytes(b"not a png")
-    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "big.png")
+    (tmp_path / "bomb.png").write_bytes(huge_png_header(100_000, 100_000))
     for name, message in (("objects.npy", "Python objects"), ("pickle.npy", "Python objects"),
                           ("truncated.npy", "not a readable"), ("fake.png", "not a readable"),
-                          ("big.png", "must be"), ("missing.npy", "not found")):
+                          ("bomb.png", "than dnh reads"), ("missing.npy", "not found")):
         with pytest.raises(InputError, match=message):
             list(iter_files([tmp_path / name]))
     (tmp_path / "empty").mkdir()

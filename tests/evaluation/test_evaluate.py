@@ -12,8 +12,8 @@ from dnhcli.deploy.backends import load_backend
 from dnhcli.errors import DataError, InputError, ModelError, OutputExistsError
 from dnhcli.evaluation.evaluate import EvalConfig, evaluate
 from dnhcli.evaluation.protocol import evaluate_codes
-from dnhcli.index.hashdb import HashDB
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
+from dnhcli.stores.hashdb import HashDB
 
 
 def test_dump_rechecks_the_figures_and_db_matches_split(synthetic_dataset: Path, trained_model: Path,
@@ -42,6 +42,10 @@ def test_dump_rechecks_the_figures_and_db_matches_split(synthetic_dataset: Path,
     via_db = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, db=db, ks=(5, 50)))
     assert via_db.to_json()["strict"] == report.to_json()["strict"]
     assert via_db.to_json()["reference"] == report.to_json()["reference"]
+    with HashDB.open(db) as database:  # deleted items are not evaluated
+        database.delete([0, 1, 2])
+    fewer = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, db=db, ks=(5, 50)))
+    assert fewer.to_json()["config"]["db_items"] == len(gallery) - 3
 
 
 def test_asymmetric_tie_break_runs_on_a_model(synthetic_dataset: Path, trained_model: Path) -> None:

@@ -26,7 +26,7 @@ from dnhcli.index.codes import (
     unpack_codes,
     validate_bits,
 )
-from dnhcli.index.hashdb import HashDB
+from dnhcli.stores.hashdb import HashDB
 
 VALID_BITS = list(range(8, 129, 8))
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}

@@ -10,10 +10,10 @@ from dnhcli.data.dataset import PreparedDataset
 from dnhcli.deploy.backends import load_backend
 from dnhcli.errors import InputError, ModelError
 from dnhcli.index.codes import codes_from_continuous, hamming_distances
-from dnhcli.index.hashdb import HashDB
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
 from dnhcli.retrieval.montage import TILE, write_montage
 from dnhcli.retrieval.query import SearchConfig, search
+from dnhcli.stores.hashdb import HashDB
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -96,7 +96,7 @@ def test_another_model_or_bad_input_changes_nothing(synthetic_dataset: Path, tra
     np.save(tmp_path / "good.npy", np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(ModelError, match="32"):
         search(SearchConfig(model=other, db=db_path, queries=(tmp_path / "good.npy",)))
-    np.save(tmp_path / "bad.npy", np.zeros((2, 30, 30), np.uint8))
+    np.save(tmp_path / "bad.npy", np.zeros((2, 4, 4), np.uint8))
     with pytest.raises(InputError, match="bad.npy"):
         hash_into_db(HashConfig(model=trained_model, db=db_path,
                                 inputs=(tmp_path / "good.npy", tmp_path / "bad.npy")))

@@ -1,4 +1,4 @@
-"""Tests of dnhcli.index.hashdb: results equal brute force, metadata, compaction, the lock,
+"""Tests of dnhcli.stores.hashdb: results equal brute force, metadata, compaction, the lock,
 corruption detection, bad input, model checks, and appends killed with SIGKILL."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 
 from dnhcli.errors import DataError, InputError, ModelError
 from dnhcli.index.codes import hamming_distances
-from dnhcli.index.hashdb import MANIFEST, DatabaseLockedError, HashDB
-from dnhcli.index.segments import CRASH_ENV
+from dnhcli.stores.hashdb import MANIFEST, DatabaseLockedError, HashDB
+from dnhcli.stores.segments import CRASH_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ import sys
 from typing import Any
 import numpy as np
 ''' + inspect.getsource(batch) + '''
-from dnhcli.index.hashdb import HashDB
+from dnhcli.stores.hashdb import HashDB
 path, first, last, max_segments = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 db = HashDB.open(path, verify=False)
 db.max_segments = max_segments
@@ -170,7 +170,7 @@ def test_reopen_keeps_facts(tmp_path: Path) -> None:
     with HashDB.open(tmp_path / "db", verify=True) as db:
         assert (db.bits, db.model_fingerprint, db.model_info) == (48, "fp-a", {"arch": "tiny"})
         manifest = db.manifest
-        assert manifest["format"] == "dnh-hashdb" and manifest["format_version"] == 1
+        assert manifest["format"] == "dnh-hashdb" and manifest["format_version"] == 2
         assert manifest["count"] == len(db) == len(expected(3)[0])
         assert manifest["checksum"] == "crc32" and "numpy" in manifest["versions"]
         assert "big-endian" in manifest["bit_order"] and manifest["created"]
@@ -189,7 +189,7 @@ def test_compaction_keeps_ids_order_and_results(tmp_path: Path) -> None:
     with HashDB.open(path) as db:
         db.compact()
         assert db.segment_count == 1
-    assert referenced_only(path) and len(os.listdir(path)) == 5
+    assert referenced_only(path) and len(os.listdir(path)) == 6  # manifest, lock, one segment of 4 files
     assert_holds(path, 30)
 
 
@@ -230,7 +230,7 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
     assert len(other) == len(writer)
     with pytest.raises(DatabaseLockedError, match=f"process {os.getpid()}"):
         other.add(*batch(2))
-    script = ("import numpy as np\nfrom dnhcli.index.hashdb import HashDB\n"
+    script = ("import numpy as np\nfrom dnhcli.stores.hashdb import HashDB\n"
               "from dnhcli.errors import DnhError\n"
               f"try:\n    HashDB.open({str(path)!r}).add(np.zeros((1, 6), np.uint8))\n"
               "except DnhError as e:\n    print(e)\n")

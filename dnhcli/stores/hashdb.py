@@ -1,51 +1,18 @@
-"""The hash database: packed binary codes plus per-item metadata in a folder, memory-mapped.
+"""The hash database: packed binary codes plus per-item metadata and a key index in a folder,
+memory-mapped. The layout, the stable keys and the crash-safety argument are in docs/HASHDB.md.
 
-Layout of a database folder:
-
-    manifest.json            what the folder holds: format "dnh-hashdb", format_version, bits,
-                             code_bytes, bit_order, count, model_fingerprint, model_info, created,
-                             updated, versions, next_segment, checksum ("crc32"), the ordered
-                             list of segments (name, start id, count, bytes and crc32 of each
-                             file) and manifest_sha256 (sha256 of the rest, canonical JSON)
-    seg-NNNNNN.codes         (count, bits/8) uint8, raw, no header: the packed codes of ids
-                             start .. start+count-1, row-major
-    seg-NNNNNN.meta.jsonl    one compact JSON object per item and line (UTF-8), in id order;
-                             the id itself is not stored (it is the position)
-    seg-NNNNNN.meta.idx      (count+1) little-endian uint64 byte offsets of the lines in
-                             .meta.jsonl (first 0, last the file size)
-    .lock                    flock'ed by the one writer; holds the writer's pid
-
-Bit order (as in `dnhcli.index.codes`): np.packbits big-endian, component j of a code is
-bit 7 - j % 8 of byte j // 8. Segment files are never modified once committed; ids are
+Segment files are never modified once committed; a commit is one atomic `os.replace` of
+manifest.json, so a kill at any moment leaves the old database or the new one. Ids are
 insertion indices and survive compaction (which merges adjacent segments in order).
-
-Reading: `open` reads the manifest, checks it (format, version, its own sha256, count ==
-sum of segment sizes, every file's size, first and last offset) and memory-maps the segment
-files without touching them: ~3 ms for 10M codes in 10 segments, and only the pages a
-search or metadata lookup touches are read. Metadata for an id costs one offset lookup and
-one JSON line. With `verify=True` every file is read once in 8 MiB chunks and its crc32
-checked (crc32 runs at ~2.3 GB/s here: 17-40 ms for the 60 MB of 10M 48-bit codes; the
-metadata lines are the largest file and dominate: 10M items with ~68-byte lines verify in
-~0.4 s with a warm page cache). Readers need no lock: the manifest they read is their
-snapshot (files are never changed, and a removed file stays readable through its map);
-if a writer removes a file between reading the manifest and mapping it, open retries.
-
-Crash safety: an append writes a NEW segment's three files, fsyncs them and the folder,
-then commits by writing .manifest.json.tmp-PID, fsync, os.replace onto manifest.json,
-fsync of the folder. Until the replace, manifest.json is the old one and names none of the new
-files (unreferenced files are ignored and later removed by the next writer, under the
-lock); after it, every file it names is complete and durable. os.replace is atomic, so a
-kill at any moment leaves the old database or the new one, never a mix. Compaction is the
-same: write the merged segment, commit a manifest naming it instead of its sources, then
-delete the sources. `DNH_TEST_CRASH_AT` (see `segments.crash_point`) kills the
-process at: mid-codes, after-codes, mid-meta, after-meta, before-manifest, mid-manifest,
-after-manifest, and compact-after-codes, compact-after-meta, compact-before-manifest,
-compact-mid-manifest, compact-after-manifest.
+`DNH_TEST_CRASH_AT` (see `segments.crash_point`) kills the process at: mid-codes,
+after-codes, mid-meta, after-meta, before-manifest, mid-manifest, after-manifest, and
+compact-after-codes, compact-after-meta, compact-before-manifest, compact-mid-manifest,
+compact-after-manifest.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -56,19 +23,28 @@ from typing import Any
 
 import numpy as np
 
-from dnhcli.errors import DataError, InputError, ModelError
+from dnhcli.errors import DataError, InputError
 from dnhcli.index.codes import validate_bits
-from dnhcli.index.lock import DatabaseLockedError as DatabaseLockedError  # re-exported
-from dnhcli.index.lock import acquire_write_lock, release_write_lock
-from dnhcli.index.segment_search import check_packed, range_search_segments, search_segments
-from dnhcli.index.segments import (
+from dnhcli.manifest import canonical_json, fsync_dir, package_versions
+from dnhcli.stores.deletions import (
+    DELETED_NAME,
+    PURGED,
+    deletion_name,
+    is_deleted,
+    read_deleted,
+    write_deleted,
+)
+from dnhcli.stores.lock import DatabaseLockedError as DatabaseLockedError  # re-exported
+from dnhcli.stores.lock import acquire_write_lock, release_write_lock
+from dnhcli.stores.metadata import encode_metadata, item_keys
+from dnhcli.stores.reader import HashDBReader
+from dnhcli.stores.segments import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
     FileWriter,
     Segment,
     crash_point,
-    encode_metadata,
     is_segment_file,
     leftover_of_create,
     load,
@@ -79,9 +55,9 @@ from dnhcli.index.segments import (
     segment_name,
     write_segment,
 )
-from dnhcli.manifest import canonical_json, fsync_dir, package_versions
 
 MAX_SEGMENTS = 16
+MODEL_FILE = "encoder.onnx"  # the exported encoder a database was built with
 BIT_ORDER = "np.packbits big-endian: component j is bit 7 - j % 8 of byte j // 8"
 
 
@@ -94,7 +70,25 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class HashDB:
+def _store_model(folder: Path, source: Path) -> dict[str, Any]:
+    """Copy an exported encoder into the database folder (fsynced); its manifest entry."""
+    name = MODEL_FILE
+    digest = hashlib.sha256()
+    try:
+        writer = FileWriter(folder / name)
+        with open(source, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+                writer.write(block)
+        facts = writer.finish()
+    except OSError as exc:
+        (folder / name).unlink(missing_ok=True)
+        raise DataError(f"cannot store the model in {folder}: {exc}",
+                        hint="check free disk space and permissions") from None
+    return {"name": name, "bytes": facts["bytes"], "sha256": digest.hexdigest()}
+
+
+class HashDB(HashDBReader):
     """An on-disk database of packed binary codes and their metadata (see the module docs).
 
     Use `HashDB.create` or `HashDB.open`, then `with db:` or `db.close()`. Reading needs no
@@ -108,14 +102,17 @@ class HashDB:
         self._manifest = manifest
         self._segments = segments
         self._starts = np.array([s.start for s in segments], dtype=np.int64)
+        self._deleted = read_deleted(path, manifest.get("deleted"), manifest.get("count", 0))
         self._lock_fd: int | None = None
         self._closed = False
 
     # ---- opening and closing -------------------------------------------------------------
     @classmethod
     def create(cls, path: Path | str, bits: int, model_fingerprint: str | None = None,
-               model_info: dict[str, Any] | None = None) -> HashDB:
-        """Create an empty database in a new or empty folder; it holds the write lock."""
+               model_info: dict[str, Any] | None = None, model_file: Path | None = None) -> HashDB:
+        """Create an empty database in a new or empty folder; it holds the write lock.
+        `model_file` (an exported encoder.onnx) is stored in it, so that it can be searched
+        without naming the model."""
         path, bits = Path(path), validate_bits(bits)
         if model_fingerprint is not None and not isinstance(model_fingerprint, str):
             raise InputError(f"model fingerprint must be a string, got {type(model_fingerprint).__name__}")
@@ -143,10 +140,12 @@ class HashDB:
         if any(not leftover_of_create(entry.name) for entry in os.scandir(path)):
             db.close()
             raise InputError(f"cannot create a hash database in {path}: another process wrote to it")
+        stored = _store_model(path, Path(model_file)) if model_file is not None else None
         manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "bits": bits,
                     "code_bytes": bits // 8, "bit_order": BIT_ORDER, "count": 0,
                     "model_fingerprint": model_fingerprint, "model_info": model_info,
-                    "created": _now(), "checksum": "crc32", "next_segment": 0, "segments": []}
+                    "created": _now(), "checksum": "crc32", "next_segment": 0, "segments": [],
+                    **({"model_file": stored} if stored else {})}
         db._commit(manifest)
         fsync_dir(path.absolute().parent)
         return db
@@ -177,93 +176,6 @@ class HashDB:
     def __repr__(self) -> str:
         return f"HashDB({str(self.path)!r}, bits={self.bits}, count={len(self)})"
 
-    # ---- facts ---------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return int(self._manifest["count"])
-
-    @property
-    def bits(self) -> int:
-        return int(self._manifest["bits"])
-
-    @property
-    def model_fingerprint(self) -> str | None:
-        return self._manifest["model_fingerprint"]
-
-    @property
-    def model_info(self) -> dict[str, Any]:
-        return copy.deepcopy(self._manifest["model_info"])
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """A copy of the manifest of this snapshot."""
-        return copy.deepcopy(self._manifest)
-
-    @property
-    def segment_count(self) -> int:
-        return len(self._manifest["segments"])
-
-    def codes(self) -> np.ndarray:
-        """All codes in id order, (len, bits/8) uint8, copied into memory (10M 48-bit codes: 60 MB)."""
-        self._check_open()
-        if not self._segments:
-            return np.zeros((0, self.bits // 8), np.uint8)
-        return np.concatenate([s.codes for s in self._segments])
-
-    def verify(self) -> None:
-        """Check every segment file's crc32 and structure; DataError names the bad file."""
-        self._check_open()
-        for segment in self._segments:
-            segment.verify()
-
-    def check_model(self, bits: int, fingerprint: str | None) -> None:
-        """Refuse (ModelError) a model whose bit length or fingerprint differs from the database's."""
-        if bits != self.bits:
-            raise ModelError(f"the model makes {bits}-bit codes but the hash database {self.path} "
-                             f"holds {self.bits}-bit codes",
-                             hint="search with the model that built the database, or rebuild it")
-        if fingerprint != self.model_fingerprint:
-            raise ModelError(f"the model's fingerprint {fingerprint} differs from the fingerprint "
-                             f"{self.model_fingerprint} of the model that built the hash database "
-                             f"{self.path}",
-                             hint="search with the model that built the database, or rebuild it")
-
-    # ---- reading -------------------------------------------------------------------------
-    def search(self, packed_queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest codes by Hamming distance: (distances int32, ids int64), both (Q, min(k, N)),
-        ascending distance, ties by id."""
-        queries = self._check_codes(packed_queries, "query codes")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
-        return search_segments(self._segments, queries, int(k))
-
-    def range_search(self, packed_queries: np.ndarray, radius: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All codes within Hamming `radius`: FAISS-style (lims int64 (Q+1,), distances int32, ids
-        int64); query q's results are [lims[q]:lims[q+1]], sorted by (distance, id)."""
-        queries = self._check_codes(packed_queries, "query codes")
-        if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
-            raise InputError(f"radius must be a non-negative integer, got {radius!r}")
-        return range_search_segments(self._segments, queries, int(radius))
-
-    def metadata(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
-        """The metadata dicts of `ids` (1-D), each with its "id"; reads only those records."""
-        self._check_open()
-        wanted = np.asarray(ids)
-        if wanted.ndim > 1 or (wanted.size and not np.issubdtype(wanted.dtype, np.integer)):
-            raise InputError(f"ids must be a 1-D list of integers, got {wanted.dtype} array of shape "
-                             f"{wanted.shape}")
-        wanted = wanted.reshape(-1).astype(np.int64)
-        bad = wanted[(wanted < 0) | (wanted >= len(self))]
-        if bad.size:
-            raise InputError(f"id {bad[0]} is out of range: the hash database holds {len(self)} items",
-                             hint=f"ids run from 0 to {len(self) - 1}" if len(self) else None)
-        where = np.searchsorted(self._starts, wanted, side="right") - 1
-        out = []
-        for item, s in zip(wanted.tolist(), where.tolist()):
-            segment = self._segments[s]
-            out.append({"id": item, **segment.record(item - segment.start)})
-        return out
-
     # ---- writing -------------------------------------------------------------------------
     def add(self, packed_codes: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None
             ) -> np.ndarray:
@@ -274,8 +186,14 @@ class HashDB:
         """
         codes = self._check_codes(packed_codes, "codes to add")
         records, given = encode_metadata(metadata, len(codes))
+        keys = item_keys(metadata, len(codes))
         self._start_writing()
         start = len(self)
+        stored = self.find([k for k in keys if k is not None])
+        if (stored >= 0).any():
+            key = [k for k in keys if k is not None][int(np.argmax(stored >= 0))]
+            raise InputError(f"key {key!r} is already stored (id {int(stored.max())})",
+                             hint="keys are unique: leave the item out, or delete the stored one first")
         wrong = {i: v for i, v in given.items() if not (isinstance(v, (int, np.integer)) and v == start + i)}
         if wrong:
             i, value = next(iter(wrong.items()))
@@ -284,7 +202,7 @@ class HashDB:
         if len(codes) == 0:
             return np.zeros(0, np.int64)
         name = segment_name(self._manifest["next_segment"])
-        facts = self._write(lambda: write_segment(self.path, name, codes, records), name)
+        facts = self._write(lambda: write_segment(self.path, name, codes, records, keys), name)
         entry = {"name": name, "start": start, "count": len(codes), "files": facts}
         self._commit({**self._manifest, "count": start + len(codes), "next_segment":
                       self._manifest["next_segment"] + 1, "segments": [*self._manifest["segments"], entry]},
@@ -296,11 +214,50 @@ class HashDB:
                 pass  # the append is committed; a compaction without room waits for the next one
         return np.arange(start, start + len(codes), dtype=np.int64)
 
-    def compact(self) -> None:
-        """Merge all segments into one (ids, order and results are unchanged)."""
+    def delete(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Delete items by id (one commit: all or none); returns the ids, sorted. A deleted item is
+        never returned again; `compact` then removes its code, key and metadata from the files."""
         self._start_writing()
-        if len(self._segments) > 1:
+        wanted = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1)) if len(ids) else np.zeros(0, np.int64)
+        bad = wanted[(wanted < 0) | (wanted >= len(self))]
+        if bad.size:
+            raise InputError(f"id {bad[0]} is not in the hash database {self.path} ({len(self)} ids)")
+        again = wanted[is_deleted(self._deleted, wanted)]
+        if again.size:
+            raise InputError(f"item {again[0]} was deleted already")
+        if not wanted.size:
+            return wanted
+        name = deletion_name(self._manifest["next_segment"])
+        try:
+            entry = write_deleted(self.path, name, np.union1d(self._deleted, wanted))
+            fsync_dir(self.path)
+        except OSError as exc:
+            (self.path / name).unlink(missing_ok=True)
+            raise DataError(f"cannot write to hash database {self.path}: {exc}",
+                            hint="check free disk space and permissions; the database is unchanged") from None
+        old = self._manifest.get("deleted")
+        self._commit({**self._manifest, "next_segment": self._manifest["next_segment"] + 1,
+                      "deleted": entry}, prefix="delete-", new_file=name)
+        if old:
+            (self.path / old["name"]).unlink(missing_ok=True)
+        return wanted
+
+    def compact(self) -> None:
+        """Merge all segments into one (ids, order and results are unchanged) and remove the data
+        of every deleted item from the files."""
+        self._start_writing()
+        if len(self._segments) > 1 or self._unpurged():
             self._compact(0)
+
+    def _unpurged(self) -> bool:
+        """Whether a deleted item still has its data in a segment."""
+        for item in self._deleted.tolist():
+            segment = self._segments[int(np.searchsorted(self._starts, item, side="right")) - 1]
+            local = item - segment.start
+            begin, end = int(segment.offsets[local]), int(segment.offsets[local + 1])
+            if segment.meta[begin:end].tobytes() != PURGED or segment.codes[local].any():
+                return True
+        return False
 
     def _compaction_start(self) -> int:
         """First segment of the tail to merge: the last two, extended left while the next one is
@@ -316,7 +273,7 @@ class HashDB:
     def _compact(self, first: int) -> None:
         sources = self._segments[first:]
         name = segment_name(self._manifest["next_segment"])
-        facts = self._write(lambda: merge_segments(self.path, name, sources), name)
+        facts = self._write(lambda: merge_segments(self.path, name, sources, self._deleted), name)
         entry = {"name": name, "start": sources[0].start, "count": sum(s.count for s in sources),
                  "files": facts}
         self._commit({**self._manifest, "next_segment": self._manifest["next_segment"] + 1,
@@ -338,10 +295,13 @@ class HashDB:
             raise DataError(f"cannot write to hash database {self.path}: {exc}",
                             hint="check free disk space and permissions; the database is unchanged") from None
 
-    def _commit(self, manifest: dict[str, Any], prefix: str = "", new_segment: str | None = None) -> None:
+    def _commit(self, manifest: dict[str, Any], prefix: str = "", new_segment: str | None = None,
+                new_file: str | None = None) -> None:
         """Atomically replace manifest.json (the commit point) and map the new segments; if the
-        manifest cannot be written, the uncommitted `new_segment`'s files are removed too."""
-        manifest = sealed({**manifest, "updated": _now(), "versions": _versions()})
+        manifest cannot be written, the uncommitted `new_segment`'s or `new_file`'s files are
+        removed too."""
+        manifest = sealed({**manifest, "format_version": FORMAT_VERSION, "updated": _now(),
+                           "versions": _versions()})
         text = canonical_json(manifest).encode("utf-8")
         crash_point(f"{prefix}before-manifest")
         tmp = self.path / f".{MANIFEST}.tmp-{os.getpid()}"
@@ -355,6 +315,8 @@ class HashDB:
             tmp.unlink(missing_ok=True)
             for file in segment_files(self.path, new_segment).values() if new_segment else ():
                 file.unlink(missing_ok=True)
+            if new_file:
+                (self.path / new_file).unlink(missing_ok=True)
             raise DataError(f"cannot write to hash database {self.path}: {exc}",
                             hint="check free disk space and permissions; the database is unchanged") from None
         crash_point(f"{prefix}after-manifest")
@@ -366,6 +328,8 @@ class HashDB:
         self._segments = [mapped.get(e["name"]) or Segment.open(self.path, e, manifest["code_bytes"])
                           for e in manifest["segments"]]
         self._starts = np.array([s.start for s in self._segments], dtype=np.int64)
+        if manifest.get("deleted") != self._manifest.get("deleted"):
+            self._deleted = read_deleted(self.path, manifest.get("deleted"), manifest["count"])
         self._manifest = manifest
 
     def _start_writing(self) -> None:
@@ -378,9 +342,11 @@ class HashDB:
         if current["manifest_sha256"] != self._manifest["manifest_sha256"]:
             self._install(current)
         referenced = {e["name"] for e in current["segments"]}
+        deleted = (current.get("deleted") or {}).get("name")
         for entry in os.scandir(self.path):
             stray = entry.name.startswith(f".{MANIFEST}.tmp-") or (
-                is_segment_file(entry.name) and entry.name.split(".")[0] not in referenced)
+                is_segment_file(entry.name) and entry.name.split(".")[0] not in referenced) or (
+                DELETED_NAME.match(entry.name) and entry.name != deleted)
             if stray:
                 Path(entry.path).unlink(missing_ok=True)
 
@@ -390,11 +356,3 @@ class HashDB:
     def _release_lock(self) -> None:
         fd, self._lock_fd = getattr(self, "_lock_fd", None), None
         release_write_lock(fd)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise InputError(f"hash database {self.path} is closed", hint="open it again")
-
-    def _check_codes(self, array: Any, what: str) -> np.ndarray:
-        self._check_open()
-        return check_packed(array, self.bits, what)

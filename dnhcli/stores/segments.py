@@ -2,7 +2,7 @@
 (read and checked) and the metadata lines (encoded).
 
 A segment holds the codes and metadata of a contiguous id range `start .. start+count-1`
-in three files (see `dnhcli.index.hashdb` for the whole layout and the crash-safety
+in three files (see `dnhcli.stores.hashdb` for the whole layout and the crash-safety
 argument); files are written once, fsynced, and never modified afterwards.
 
 The test hook `crash_point` kills the process with SIGKILL when the environment
@@ -12,33 +12,37 @@ an append or a compaction killed at any of these points leaves a consistent data
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
 import re
 import signal
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dnhcli.errors import DataError, InputError
+from dnhcli.errors import DataError
 from dnhcli.manifest import canonical_json, json_digest
 
 FORMAT = "dnh-hashdb"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the keys file; version-1 databases are read and upgraded on write
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 CRASH_ENV = "DNH_TEST_CRASH_AT"
 SEGMENT_NAME = re.compile(r"^seg-\d{6}$")
 # kind -> file suffix; the manifest records bytes and crc32 per kind
-SUFFIXES = {"codes": ".codes", "meta": ".meta.jsonl", "offsets": ".meta.idx"}
+SUFFIXES = {"codes": ".codes", "meta": ".meta.jsonl", "offsets": ".meta.idx", "keys": ".keys"}
+LEGACY_KINDS = {"codes", "meta", "offsets"}  # a segment written by format version 1 (no keys)
 OFFSET_DTYPE = np.dtype("<u8")
+# the key index of a segment: (blake2b-64 of the key, local index), sorted
+KEY_DTYPE = np.dtype([("hash", "<u8"), ("local", "<u8")])
 _CHUNK = 8 << 20
-MAX_DEPTH = 32  # nesting levels allowed in a metadata record
 _CORRUPT_HINT = "the database was damaged or edited; rebuild it (e.g. `dnh hash` again)"
 
 
@@ -52,9 +56,21 @@ def segment_name(number: int) -> str:
     return f"seg-{number:06d}"
 
 
-def segment_files(folder: Path, name: str) -> dict[str, Path]:
-    """The three file paths of segment `name`, keyed by kind."""
-    return {kind: folder / f"{name}{suffix}" for kind, suffix in SUFFIXES.items()}
+def segment_files(folder: Path, name: str, kinds: Any = SUFFIXES) -> dict[str, Path]:
+    """The file paths of segment `name`, keyed by kind (all four unless `kinds` is given)."""
+    return {kind: folder / f"{name}{SUFFIXES[kind]}" for kind in SUFFIXES if kind in kinds}
+
+
+def key_hash(key: str) -> int:
+    """The 64-bit hash a key is indexed by (collisions are resolved by the stored key)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def key_index(keys: Sequence[str | None], base: int = 0) -> np.ndarray:
+    """The sorted key index of items whose key is given (local index = base + position)."""
+    rows = [(key_hash(k), base + i) for i, k in enumerate(keys) if k is not None]
+    index = np.array(rows, dtype=KEY_DTYPE) if rows else np.zeros(0, KEY_DTYPE)
+    return np.sort(index, order=("hash", "local"))
 
 
 def is_segment_file(filename: str) -> bool:
@@ -104,8 +120,10 @@ def join_lines(records: list[bytes]) -> tuple[bytes, np.ndarray]:
     return b"".join(records), offsets
 
 
-def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[bytes]) -> dict[str, Any]:
-    """Write a new segment from in-memory codes and encoded metadata lines; returns its files' facts."""
+def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[bytes],
+                  keys: Sequence[str | None]) -> dict[str, Any]:
+    """Write a new segment from in-memory codes, encoded metadata lines and each item's key (or
+    None); returns its files' facts."""
     paths = segment_files(folder, name)
     lines, offsets = join_lines(records)
     facts: dict[str, Any] = {}
@@ -123,30 +141,64 @@ def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[byte
     writer = FileWriter(paths["offsets"])
     writer.write(offsets)
     facts["offsets"] = writer.finish()
+    writer = FileWriter(paths["keys"])
+    writer.write(key_index(keys))
+    facts["keys"] = writer.finish()
     return facts
 
 
-def merge_segments(folder: Path, name: str, sources: list[Segment]) -> dict[str, Any]:
-    """Write a new segment holding `sources` back to back (streamed, ids in order)."""
+def merge_segments(folder: Path, name: str, sources: list[Segment],
+                   purge: np.ndarray | None = None) -> dict[str, Any]:
+    """Write a new segment holding `sources` back to back (streamed, ids in order). Items whose
+    id is in the sorted `purge` keep their id but lose their data: a zero code, the metadata
+    line `{"deleted":true}` and no key."""
     paths = segment_files(folder, name)
+    parts = [_part(source, purge) for source in sources]
     facts: dict[str, Any] = {}
     for kind in ("codes", "meta"):
         writer = FileWriter(paths[kind])
-        for source in sources:
-            for block in _read_blocks(source.paths[kind]):
+        for part in parts:
+            for block in part[kind]():
                 writer.write(block)
         facts[kind] = writer.finish()
         crash_point(f"compact-after-{kind}")
     writer = FileWriter(paths["offsets"])
     base = 0
     writer.write(np.zeros(1, dtype=OFFSET_DTYPE))
-    for source in sources:
+    for part in parts:
+        offsets = part["offsets"]
         step = _CHUNK // OFFSET_DTYPE.itemsize
-        for i in range(1, source.count + 1, step):
-            writer.write(source.offsets[i: i + step] + np.uint64(base))
-        base += int(source.offsets[-1])
+        for i in range(1, len(offsets), step):
+            writer.write(np.asarray(offsets[i: i + step], OFFSET_DTYPE) + np.uint64(base))
+        base += int(offsets[-1])
     facts["offsets"] = writer.finish()
+    merged = [np.array(part["keys"]) for part in parts]
+    for keys, source in zip(merged, sources):
+        keys["local"] += np.uint64(source.start - sources[0].start)
+    writer = FileWriter(paths["keys"])
+    writer.write(np.sort(np.concatenate(merged), order=("hash", "local")) if merged else
+                 np.zeros(0, KEY_DTYPE))
+    facts["keys"] = writer.finish()
     return facts
+
+
+def _part(source: Segment, purge: np.ndarray | None) -> dict[str, Any]:
+    """A source's codes and metadata (block readers), offsets and keys, `purge` items emptied."""
+    local = np.zeros(0, np.int64) if purge is None else (
+        purge[(purge >= source.start) & (purge < source.start + source.count)] - source.start)
+    if not len(local):
+        return {"codes": lambda: _read_blocks(source.paths["codes"]),
+                "meta": lambda: _read_blocks(source.paths["meta"]),
+                "offsets": source.offsets, "keys": source.keys}
+    codes = np.array(source.codes)
+    codes[local] = 0
+    gone = np.isin(np.arange(source.count), local)
+    lines = [b'{"deleted":true}\n' if gone[i] else
+             source.meta[int(source.offsets[i]):int(source.offsets[i + 1])].tobytes()
+             for i in range(source.count)]
+    meta, offsets = join_lines(lines)
+    keys = source.keys[~gone[source.keys["local"].astype(np.int64)]] if len(source.keys) else source.keys
+    return {"codes": lambda: [codes], "meta": lambda: [meta], "offsets": offsets, "keys": keys}
 
 
 def _read_blocks(path: Path) -> Iterator[bytes]:
@@ -164,6 +216,8 @@ def _read_u64(path: Path, index: int) -> int:
 
 def _map(path: Path, size: int) -> np.ndarray:
     """Read-only memory map of a whole file as uint8 (pages load only when touched)."""
+    if size == 0:
+        return np.zeros(0, np.uint8)  # mmap cannot map an empty file
     with open(path, "rb") as handle:
         mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
     return np.frombuffer(mapped, dtype=np.uint8)
@@ -181,6 +235,7 @@ class Segment:
     codes: np.ndarray  # (count, bytes per code) uint8
     meta: np.ndarray  # uint8 JSON lines
     offsets: np.ndarray  # (count + 1,) little-endian uint64
+    keys: np.ndarray  # KEY_DTYPE, sorted by hash; empty for a segment of format version 1
 
     @classmethod
     def open(cls, folder: Path, entry: dict[str, Any], code_bytes: int) -> Segment:
@@ -190,9 +245,10 @@ class Segment:
         manifest) and DataError for any other mismatch.
         """
         name, count = entry["name"], entry["count"]
-        paths = segment_files(folder, name)
+        paths = segment_files(folder, name, entry["files"])
         expected = {"codes": count * code_bytes, "offsets": (count + 1) * OFFSET_DTYPE.itemsize,
-                    "meta": entry["files"]["meta"]["bytes"]}
+                    "meta": entry["files"]["meta"]["bytes"],
+                    "keys": entry["files"].get("keys", {}).get("bytes", 0)}
         for kind, path in paths.items():
             size = path.stat().st_size
             if size != expected[kind] or entry["files"][kind]["bytes"] != expected[kind]:
@@ -201,10 +257,12 @@ class Segment:
         codes = _map(paths["codes"], expected["codes"]).reshape(count, code_bytes)
         offsets = _map(paths["offsets"], expected["offsets"]).view(OFFSET_DTYPE)
         meta = _map(paths["meta"], expected["meta"])
+        keys = _map(paths["keys"], expected["keys"]).view(KEY_DTYPE) if "keys" in paths else (
+            np.zeros(0, KEY_DTYPE))
         if _read_u64(paths["offsets"], 0) != 0 or _read_u64(paths["offsets"], count) != len(meta):
             raise DataError(f"hash database file {paths['offsets']} does not match "
                             f"{paths['meta'].name}", hint=_CORRUPT_HINT)
-        return cls(name, entry["start"], count, entry["files"], paths, codes, meta, offsets)
+        return cls(name, entry["start"], count, entry["files"], paths, codes, meta, offsets, keys)
 
     def verify(self) -> None:
         """Check each file's crc32 and that the offsets increase; DataError names the bad file.
@@ -227,6 +285,10 @@ class Segment:
             if not increasing:
                 raise DataError(f"hash database file {path} holds offsets that do not increase",
                                 hint=_CORRUPT_HINT)
+        if len(self.keys) and (np.any(self.keys["hash"][1:] < self.keys["hash"][:-1])
+                               or int(self.keys["local"].max()) >= self.count):
+            raise DataError(f"hash database file {self.paths['keys']} is not a sorted key index of "
+                            "this segment", hint=_CORRUPT_HINT)
 
     def record(self, local: int) -> dict[str, Any]:
         """Metadata of item `local` of this segment (parsed from its one JSON line)."""
@@ -241,6 +303,17 @@ class Segment:
             raise DataError(f"metadata of item {self.start + local} in {self.paths['meta']} is "
                             f"unreadable ({exc})", hint=_CORRUPT_HINT) from None
         return value
+
+    def find(self, key: str) -> int | None:
+        """The local index of the item stored under `key`, or None (index lookup, no scan)."""
+        wanted = np.uint64(key_hash(key))
+        at = int(np.searchsorted(self.keys["hash"], wanted))
+        while at < len(self.keys) and self.keys["hash"][at] == wanted:
+            local = int(self.keys["local"][at])
+            if self.record(local).get("key") == key:
+                return local
+            at += 1
+        return None
 
 
 # ---- the manifest and the metadata lines ---------------------------------------------------
@@ -266,13 +339,13 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"not a dnh hash database: {file} is not a {FORMAT} manifest")
     version = data.get("format_version")
-    newer = isinstance(version, int) and version > FORMAT_VERSION
+    newer = isinstance(version, int) and version > max(READABLE_VERSIONS)
     if not newer and (text != canonical_json(data) or data != sealed(data)):
         raise DataError(f"hash database manifest {file} fails its checksum (corrupt or edited)",
                         hint=_CORRUPT_HINT)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise DataError(f"hash database manifest {file} has format version {version}, "
-                        f"this dnh reads version {FORMAT_VERSION}",
+                        f"this dnh reads versions {', '.join(map(str, READABLE_VERSIONS))}",
                         hint="use the dnh version that wrote it, or rebuild the database")
     try:
         _check_schema(data)
@@ -295,9 +368,12 @@ def _check_schema(data: dict[str, Any]) -> None:
         if (entry["start"] != start or not isinstance(entry["count"], int) or entry["count"] < 1
                 or entry["files"]["meta"]["bytes"] < 3 * entry["count"]):  # "{}\n" at least
             raise ValueError(f"segment {entry['name']} does not follow its predecessor")
-        if set(entry["files"]) != set(SUFFIXES) or not all(
+        if set(entry["files"]) not in (set(SUFFIXES), LEGACY_KINDS) or not all(
                 isinstance(f["bytes"], int) and isinstance(f["crc32"], str) for f in entry["files"].values()):
             raise ValueError(f"segment {entry['name']} lists bad files")
+        keys = entry["files"].get("keys", {"bytes": 0})["bytes"]
+        if keys % KEY_DTYPE.itemsize or keys > KEY_DTYPE.itemsize * entry["count"]:
+            raise ValueError(f"segment {entry['name']} has a key index of {keys} bytes")
         start += entry["count"]
     if data["count"] != start:
         raise ValueError(f"count {data['count']} != {start}, the sum of the segment sizes")
@@ -322,57 +398,3 @@ def load(path: Path) -> tuple[dict[str, Any], list[Segment]]:
 def leftover_of_create(filename: str) -> bool:
     """Files an interrupted `create` may leave in an otherwise empty folder."""
     return filename == LOCK or filename.startswith(f".{MANIFEST}.tmp-")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def encode_metadata(metadata: Sequence[Mapping[str, Any]] | None,
-                    n: int) -> tuple[list[bytes], dict[int, Any]]:
-    """One JSON line per item, and the ids the caller gave (position -> id) to check later."""
-    if metadata is None:
-        return [b"{}\n"] * n, {}
-    if isinstance(metadata, (str, bytes, Mapping)) or not isinstance(metadata, Sequence):
-        raise InputError(f"metadata must be a list of dicts, one per code, got {type(metadata).__name__}")
-    if len(metadata) != n:
-        raise InputError(f"{len(metadata)} metadata records given for {n} codes",
-                         hint="give exactly one metadata dict per code, in the same order")
-    lines, given = [], {}
-    for i, record in enumerate(metadata):
-        if not isinstance(record, Mapping) or not all(isinstance(key, str) for key in record):
-            raise InputError(f"metadata record {i} must be a dict with string keys, got {record!r:.80}")
-        record = dict(record)
-        if "id" in record:
-            given[i] = record.pop("id")
-        try:
-            _check_nesting(record, MAX_DEPTH)
-            text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                              default=_json_default)
-            lines.append(text.encode("utf-8") + b"\n")  # a lone surrogate fails here
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"metadata record {i} is not JSON-serialisable: {exc}",
-                             hint="use str, int, float, bool, None, lists and dicts with string keys "
-                                  f"(at most {MAX_DEPTH} levels); NaN and infinity are not allowed") from None
-    return lines, given
-
-
-def _check_nesting(value: Any, depth: int) -> None:
-    """ValueError for a dict key that is not a string at any level (json.dumps would turn it
-    into one, and keys 1 and "1" would collide) or for nesting deeper than MAX_DEPTH."""
-    if depth < 0:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"key {key!r} is not a string")
-            _check_nesting(item, depth - 1)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_nesting(item, depth - 1)

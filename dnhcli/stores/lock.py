@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from dnhcli.errors import DataError
-from dnhcli.index.segments import LOCK
+from dnhcli.stores.segments import LOCK
 
 
 class DatabaseLockedError(DataError):

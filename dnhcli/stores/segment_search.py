@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dnhcli.errors import InputError
-from dnhcli.index.segments import Segment
+from dnhcli.stores.segments import Segment
 
 
 def search_segments(segments: Sequence[Segment], queries: np.ndarray, k: int

@@ -1,0 +1,1 @@
+"""Stores of codes and metadata: the local hash database (segments, key index, deletions)."""
