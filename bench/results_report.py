@@ -79,7 +79,8 @@ def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, 
     studies = [r for r in everything if r.get("split", 0) == 0 and r.get("study")]
     main, seeds, ks = facts["main_bits"], facts["seeds"], (10, 100, 1000)
     epochs = (f"{facts['epochs']} epochs" if facts.get("epochs")
-              else "each variant's own epochs (100 for the DNH rows, 30 for the recipe of issue 13)")
+              else "each variant's own epochs (30 for the defaults and the other BN CNN rows, 100 for the "
+                    "LeNet-5 DNH rows, 10 for the ResNet-18 study)")
     data = facts["data"]
     splits = data.get("splits")
     counts = ", ".join(f"{name} {n}" for name, n in splits.items()) if isinstance(splits, dict) else ""
@@ -87,7 +88,8 @@ def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, 
     out = ["# Retrieval results", "",
            f"Produced by `{facts['command']}` ({facts['minutes']} min for this invocation on 2 cores; "
            f"{facts['trained']} of {facts['runs']} training runs were trained by it, the others were already "
-           "in its output folder; one 100-epoch run takes 80-110 s on one thread). "
+           "in its output folder, whose runs took the seconds in the training-time table below: one thread "
+           "each, two runs at a time). "
            f"Do not edit by hand: rerun the script.", "",
            f"- Data: {source} (28 px), pooled and split 6:1:2:1 with split seed 0; {counts}. "
            "Queries = query split, gallery = gallery split.",
