@@ -79,8 +79,8 @@ def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, 
     studies = [r for r in everything if r.get("split", 0) == 0 and r.get("study")]
     main, seeds, ks = facts["main_bits"], facts["seeds"], (10, 100, 1000)
     epochs = (f"{facts['epochs']} epochs" if facts.get("epochs")
-              else "each variant's own epochs (30 for the defaults and the other BN CNN rows, 100 for the "
-                    "LeNet-5 DNH rows, 10 for the ResNet-18 study)")
+              else "each variant's own epochs (30 for the defaults' recipe, LeNet-5 + centres included, "
+                    "100 for the LeNet-5 DNH rows, 10 for the ResNet-18 study)")
     data = facts["data"]
     splits = data.get("splits")
     counts = ", ".join(f"{name} {n}" for name, n in splits.items()) if isinstance(splits, dict) else ""

@@ -14,6 +14,7 @@ grown folder decodes only the new images.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from pathlib import Path
@@ -22,16 +23,24 @@ HASH_CHUNK = 1 << 20
 
 
 def file_key(path: Path, root: Path) -> str:
-    """`file:<relative path>#sha256:<32 hex>` (see the module doc)."""
+    """`file:<relative path>#sha256:<32 hex>` (see the module doc). `dnh hash` reads its inputs
+    twice (a check, then the hashing), so the digest is remembered per file version."""
     try:
         relative = path.relative_to(root).as_posix() if path != root else path.name
     except ValueError:
         relative = path.name
+    stat = path.stat()
+    return f"file:{relative}#sha256:{_digest(str(path), stat.st_mtime_ns, stat.st_size)}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    """The first 32 hex digits of a file's sha256 (cached by path, mtime and size)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(HASH_CHUNK):
             digest.update(block)
-    return f"file:{relative}#sha256:{digest.hexdigest()[:32]}"
+    return digest.hexdigest()[:32]
 
 
 def dicom_instance(path: Path) -> tuple[str | None, int]:
