@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dnhcli.bench.report import cpu_name
+
 COMMANDS = ("prepare-data", "train", "hash", "search", "evaluate", "export", "benchmark")
 HELP_GOAL, SEARCH_GOAL = 0.3, 1.0
 
@@ -114,16 +116,6 @@ def _run_once(argv: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def measure(paths: dict[str, Path], runs: int) -> list[dict]:
     cases = _cases(paths)
     for _, argv, _ in cases:  # warm the page cache and numba's cache once, untimed
@@ -163,7 +155,7 @@ def main() -> None:
         paths = _paths(work)
         items = json.loads((paths["db"] / "manifest.json").read_text()).get("count")
         rows = measure(paths, args.runs)
-    facts = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+    facts = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
              "runs": args.runs, "db_items": items, "rows": rows}
     if args.json:
         print(json.dumps(facts, indent=2))

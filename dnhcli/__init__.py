@@ -7,7 +7,8 @@ cheap (no torch, OpenVINO or numba until a name that needs them is touched):
 
 The library is split by service, lowest layer first: `errors`, `manifest`, `progress` and
 `folders` (primitives); `data` and `index`; `models`; `deploy`; `evaluation` and `retrieval`;
-`training`; `bench`; and `cli` on top, the only place that imports typer or rich.
+`training`; `bench`; `serve` (the HTTP service); and `cli` on top, the only place that
+imports typer or rich.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ _EXPORTS = {
     "TrainConfig": "dnhcli.training.config",
     "preset": "dnhcli.training.config",
     "train": "dnhcli.training.trainer",
+    "ServeConfig": "dnhcli.serve.service",
+    "SearchService": "dnhcli.serve.service",
+    "create_app": "dnhcli.serve.app",
 }
 __all__ = ["__version__", *_EXPORTS]
 
@@ -76,6 +80,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from dnhcli.retrieval.hashing import hash_into_db as hash_into_db
     from dnhcli.retrieval.query import SearchConfig as SearchConfig
     from dnhcli.retrieval.query import search as search
+    from dnhcli.serve.app import create_app as create_app
+    from dnhcli.serve.service import SearchService as SearchService
+    from dnhcli.serve.service import ServeConfig as ServeConfig
     from dnhcli.stores.hashdb import HashDB as HashDB
     from dnhcli.training.config import Hyperparams as Hyperparams
     from dnhcli.training.config import TrainConfig as TrainConfig

@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation", "retrieval"),
     ("training",),
     ("bench",),
+    ("serve",),
     ("cli", "__main__"),
 )
 MAX_MODULES = 12

@@ -38,7 +38,7 @@ def row_figures(runner: Runner, timing: Timing) -> dict[str, Any]:
             "throughput_fps": round(count * runner.batch / timing.duration, 1) if timing.duration else 0.0}
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -125,5 +125,5 @@ class BenchmarkReport:
                                                 for p in ("f32", *OTHER_PRECISIONS)}},
                 "agreement": self.agreement, "agreement_reference": self.reference,
                 "rows": self.rows, "end_to_end": self.end_to_end, "notes": self.notes,
-                "machine": {"cpu": _cpu_name(), "cores": os.cpu_count()},
+                "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
                 "versions": package_versions(), "config": config, "seconds": round(self.seconds, 2)}

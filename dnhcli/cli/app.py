@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from dnhcli import __version__
-from dnhcli.cli import benchmark, db, evaluate, export, prepare_data, search, train
+from dnhcli.cli import benchmark, db, evaluate, export, prepare_data, search, serve, train
 from dnhcli.cli import hash as hash_cmd
 
 
@@ -41,6 +41,7 @@ app.command("search")(search.search_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
 app.command("benchmark")(benchmark.benchmark_command)
+app.command("serve")(serve.serve_command)
 app.add_typer(db.app, name="db")
 
 

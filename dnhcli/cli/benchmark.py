@@ -11,8 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from dnhcli.bench.config import ENGINES, BenchmarkConfig
-from dnhcli.cli.options import JsonOpt, ModelOpt, SeedOpt, int_list
-from dnhcli.cli.output import handle_errors, info, run_and_report, stdout
+from dnhcli.cli.shared import (
+    JsonOpt,
+    ModelOpt,
+    SeedOpt,
+    handle_errors,
+    info,
+    int_list,
+    run_and_report,
+    stdout,
+)
 
 if TYPE_CHECKING:
     from dnhcli.bench.report import BenchmarkReport

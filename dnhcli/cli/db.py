@@ -8,8 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.options import JsonOpt
-from dnhcli.cli.output import emit_json, handle_errors, stdout
+from dnhcli.cli.shared import JsonOpt, emit_json, handle_errors, stdout
 
 DbArg = Annotated[Path, typer.Argument(help="A hash database folder.", file_okay=False)]
 

@@ -8,8 +8,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.options import DataOpt, ForceOpt, JsonOpt, ModelOpt, ThreadsOpt, int_list
-from dnhcli.cli.output import handle_errors, info, run_and_report, stdout
+from dnhcli.cli.shared import (
+    DataOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    ThreadsOpt,
+    handle_errors,
+    info,
+    int_list,
+    run_and_report,
+    stdout,
+)
 
 if TYPE_CHECKING:
     from dnhcli.evaluation.evaluate import EvalReport

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.options import ForceOpt, JsonOpt, ModelOpt, OutDirOpt
-from dnhcli.cli.output import handle_errors, run_and_report, stdout
+from dnhcli.cli.shared import ForceOpt, JsonOpt, ModelOpt, OutDirOpt, handle_errors, run_and_report, stdout
 
 if TYPE_CHECKING:
     from dnhcli.deploy.export import ExportResult

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from dnhcli.cli.options import DbOpt, JsonOpt, ModelOpt
-from dnhcli.cli.output import handle_errors, run_and_report, stdout
+from dnhcli.cli.shared import DbOpt, JsonOpt, ModelOpt, handle_errors, run_and_report, stdout
 from dnhcli.data.defaults import CHUNK
 
 if TYPE_CHECKING:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.options import ForceOpt, JsonOpt, OutDirOpt, SeedOpt
-from dnhcli.cli.output import handle_errors, run_and_report, stdout
+from dnhcli.cli.shared import ForceOpt, JsonOpt, OutDirOpt, SeedOpt, handle_errors, run_and_report, stdout
 from dnhcli.data.defaults import DEFAULT_SUBSETS, ROOT_ENV, SPLITS, SYNTHETIC_PER_CLASS
 from dnhcli.errors import InputError
 

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnhcli.cli.options import DbOpt, JsonOpt
-from dnhcli.cli.output import emit_json, handle_errors, info, stdout, stream_json
+from dnhcli.cli.shared import DbOpt, JsonOpt, emit_json, handle_errors, info, stdout, stream_json
 from dnhcli.data.defaults import CHUNK
 from dnhcli.errors import InputError
 

@@ -8,8 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from dnhcli.cli.options import BitsOpt, DataOpt, ForceOpt, JsonOpt, OutDirOpt, SeedOpt, ThreadsOpt
-from dnhcli.cli.output import handle_errors, run_and_report, stdout
+from dnhcli.cli.shared import (
+    BitsOpt,
+    DataOpt,
+    ForceOpt,
+    JsonOpt,
+    OutDirOpt,
+    SeedOpt,
+    ThreadsOpt,
+    handle_errors,
+    run_and_report,
+    stdout,
+)
 from dnhcli.models.registry import OBJECTIVES, list_models
 from dnhcli.training.config import PRESETS, Hyperparams, TrainConfig
 from dnhcli.training.config import preset as make_preset

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -46,16 +46,18 @@ def is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
-def read_dicom(path: Path) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
-    """Every frame of a DICOM file as display values in [0, 1] ((H, W) grey or (H, W, 3)
+def read_dicom(path: Path | BinaryIO, source: str | None = None
+               ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """Every frame of a DICOM file (a path, or an open binary file such as an upload held in
+    memory, named `source` in messages) as display values in [0, 1] ((H, W) grey or (H, W, 3)
     colour, float32), and one metadata dict per frame."""
-    source = str(path)
+    source = source or str(path)
     with warnings.catch_warnings():  # pydicom warns of what it forgives; dnh reports what it refuses
         warnings.simplefilter("ignore")
         return _read(path, source)
 
 
-def _read(path: Path, source: str) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+def _read(path: Path | BinaryIO, source: str) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 

@@ -15,11 +15,12 @@ Accepted inputs, all turned into the model's uint8 grey (N, side, side) by the o
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -65,18 +66,42 @@ def _is_stack(array: np.ndarray) -> bool:
     return array.ndim == 4 or (array.ndim == 3 and array.shape[2] not in (1, 3, 4))
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _load_npy(path: Path | BinaryIO, source: str | None = None) -> np.ndarray:
+    """A `.npy` file, memory-mapped (or, for an open binary file named `source`, read)."""
+    path_name = source or path
     try:
         with warnings.catch_warnings():  # numpy warns before failing on a header of overflowing size
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.load(path, mmap_mode="r", allow_pickle=False)
+            return np.load(path, mmap_mode="r" if isinstance(path, Path) else None, allow_pickle=False)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise InputError(f"{path}: holds Python objects; dnh never unpickles files",
+            raise InputError(f"{path_name}: holds Python objects; dnh never unpickles files",
                              hint="save a plain numeric array") from None
-        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+        raise InputError(f"{path_name}: not a readable .npy file ({exc})") from None
     except (OSError, EOFError, OverflowError) as exc:  # OverflowError: a negative size in the header
-        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+        raise InputError(f"{path_name}: not a readable .npy file ({exc})") from None
+
+
+def _npy_from_bytes(stream: io.BytesIO, name: str) -> np.ndarray:
+    """A `.npy` file held in memory, its header checked against its length before numpy
+    allocates the array it declares."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(stream)
+        header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise InputError(f"{name}: not a readable .npy file ({exc})") from None
+    if dtype.hasobject:
+        raise InputError(f"{name}: holds Python objects; dnh never unpickles files",
+                         hint="save a plain numeric array")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared > len(stream.getbuffer()) - stream.tell():
+        raise InputError(f"{name}: truncated .npy file (its header declares {declared:,} bytes of "
+                         f"data, the file holds {len(stream.getbuffer()) - stream.tell():,})")
+    stream.seek(0)
+    return _load_npy(stream, name)
 
 
 def _readable(path: Path) -> bool:
@@ -192,33 +217,59 @@ def load_one(path: Path, index: int | None = None, frame: int | None = None,
     return normalize(load_picture(path), str(path), side)[0]
 
 
-def load_picture(path: Path) -> np.ndarray:
-    """A picture file read by Pillow at its own depth: uint8 grey or RGB, uint16 grey (16-bit),
-    or float32 grey; its size is checked before its pixels are decoded."""
+def load_picture(path: Path | BinaryIO, source: str | None = None) -> np.ndarray:
+    """A picture file (a path, or an open binary file named `source` in messages) read by
+    Pillow at its own depth: uint8 grey or RGB, uint16 grey (16-bit), or float32 grey; its size
+    is checked before its pixels are decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    name = source or str(path)
     try:
         with warnings.catch_warnings():  # Pillow warns of huge sizes; they are refused before decoding
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as picture:
-                preprocess.check_size(picture.height, picture.width, str(path),
+                preprocess.check_size(picture.height, picture.width, name,
                                       getattr(picture, "n_frames", 1))
                 if getattr(picture, "n_frames", 1) > 1:
-                    raise InputError(f"{path}: holds {picture.n_frames} pages or frames",
+                    raise InputError(f"{name}: holds {picture.n_frames} pages or frames",
                                      hint="save each page as its own file (multi-frame DICOM is read "
                                           "frame by frame)")
-                return _pixels(picture, path)
+                return _pixels(picture, name)
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: declares more pixels than dnh reads ({exc})".replace(
+        raise InputError(f"{name}: declares more pixels than dnh reads ({exc})".replace(
             ", could be decompression bomb DOS attack", ""),
                          hint="downsample the image first (a decompression bomb is refused the same way)"
                          ) from None
     except (UnidentifiedImageError, OSError, ValueError,
             SyntaxError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
+        # Pillow names an open file by its repr
+        reason = str(exc).replace(f"image file {path!r}", "the image format").replace(repr(path), "the file")
+        raise InputError(f"{name}: not a readable image ({reason})") from None
 
 
-def _pixels(picture: Any, path: Path) -> np.ndarray:
+def decode_upload(data: bytes, name: str, side: int = IMAGE_SIDE) -> tuple[np.ndarray, list[str]]:
+    """An uploaded file held in memory -> the model's (N, side, side) uint8 input and one query
+    name per image. The kind is told from the content (DICOM preamble, `.npy` magic, else
+    Pillow) or, for DICOM without a preamble, the `.dcm` suffix of `name`; nothing is written to
+    disk and `.npy` files are never unpickled."""
+    if not data:
+        raise InputError(f"{name}: the file is empty", hint=f"send a {FILE_KINDS} file")
+    stream = io.BytesIO(data)
+    if data[128:132] == b"DICM" or Path(name).suffix.lower() in (".dcm", ".dicom"):
+        frames, _ = read_dicom(stream, name)
+        images = np.stack([preprocess.fit(frame, side, name) for frame in frames])
+    elif data.startswith(b"\x93NUMPY"):
+        images = normalize(_npy_from_bytes(stream, name), name, side)
+    elif Path(name).suffix.lower() == ".npy":
+        raise InputError(f"{name}: not a .npy file (it does not start with the .npy magic bytes)",
+                         hint="save arrays with numpy.save; dnh never unpickles files")
+    else:
+        images = normalize(load_picture(stream, name), name, side)
+    names = [name] if len(images) == 1 else [f"{name}[{i}]" for i in range(len(images))]
+    return images, names
+
+
+def _pixels(picture: Any, path: str) -> np.ndarray:
     mode = picture.mode
     if mode.startswith("I;16"):
         return np.asarray(picture).astype(np.uint16)

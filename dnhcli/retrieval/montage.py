@@ -31,10 +31,12 @@ def _font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-class _Sources:
-    """Reads stored images back, keeping datasets open across results."""
+class StoredImages:
+    """Reads stored images back as the model saw them (`side` x `side`), keeping datasets open
+    across results; None where the source is gone or changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, side: int = 28) -> None:
+        self.side = side
         self.datasets: dict[str, PreparedDataset] = {}
 
     def image(self, meta: dict[str, Any]) -> np.ndarray | None:
@@ -47,7 +49,7 @@ class _Sources:
             file = meta.get("file")
             if file is None:
                 return None
-            return load_one(Path(file), meta.get("index"), meta.get("frame"))
+            return load_one(Path(file), meta.get("index"), meta.get("frame"), self.side)
         except Exception:  # noqa: BLE001 - a missing or changed source only greys its tile
             return None
 
@@ -65,7 +67,7 @@ def write_montage(result: SearchResult, out: Path) -> Path:
     columns = 1 + max(len(q.results) for q in result.queries)
     cell_w, cell_h = TILE + PAD, TILE + LABEL_LINES * LINE + PAD
     canvas = Image.new("RGB", (columns * cell_w + PAD, len(result.queries) * cell_h + PAD), "white")
-    draw, font, sources = ImageDraw.Draw(canvas), _font(), _Sources()
+    draw, font, sources = ImageDraw.Draw(canvas), _font(), StoredImages()
     for row, query in enumerate(result.queries):
         y = PAD + row * cell_h
         cells: list[tuple[np.ndarray | None, list[str], tuple[int, int, int]]] = [

@@ -56,7 +56,7 @@ class SearchResult:
                 "queries": [{"query": q.query, "results": q.results} for q in self.queries]}
 
 
-def _rows(db: HashDB, distances: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
+def result_rows(db: HashDB, distances: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
     rows = []
     for rank, (distance, item, meta) in enumerate(zip(distances.tolist(), ids.tolist(),
                                                       db.metadata(ids)), start=1):
@@ -106,13 +106,14 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
         for chunk in iter_files(config.queries, config.chunk, backend.input_side):
             h = backend.encode(chunk.images)
             codes = codes_from_continuous(h)
-            if stored is not None:
-                per_query = [(d, live[i]) for d, i in _ranked_asymmetric(stored, codes, h, config.k,
-                                                                         config.radius)]
+            per_query: Sequence[tuple[np.ndarray, np.ndarray]]
+            if stored is not None and live is not None:
+                per_query = [(d, live[i]) for d, i in ranked_asymmetric(stored, codes, h, config.k,
+                                                                        config.radius)]
             else:
-                per_query = _ranked(db, codes, config.k, config.radius)
+                per_query = ranked(db, codes, config.k, config.radius)
             for image, meta, (distances, ids) in zip(chunk.images, chunk.metadata, per_query):
-                yield QueryResult(query=meta["source"], image=image, results=_rows(db, distances, ids))
+                yield QueryResult(query=meta["source"], image=image, results=result_rows(db, distances, ids))
 
 
 def stored_model(db: Path) -> Path:
@@ -126,8 +127,8 @@ def stored_model(db: Path) -> Path:
     return path
 
 
-def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None
-            ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+def ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None
+           ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
     if radius is None:
         distances, ids = db.search(codes, k)
         return list(zip(distances, ids))
@@ -136,8 +137,8 @@ def _ranked(db: HashDB, codes: np.ndarray, k: int, radius: int | None
             for q in range(len(codes))]
 
 
-def _ranked_asymmetric(stored: np.ndarray, codes: np.ndarray, h: np.ndarray, k: int, radius: int | None
-                       ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+def ranked_asymmetric(stored: np.ndarray, codes: np.ndarray, h: np.ndarray, k: int, radius: int | None
+                      ) -> Sequence[tuple[np.ndarray, np.ndarray]]:
     """Top k by (Hamming distance, asymmetric distance, id); with a radius, cut at it."""
     from dnhcli.index.codes import hamming_distances
     from dnhcli.index.ranking import asymmetric_rank

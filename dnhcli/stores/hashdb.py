@@ -162,7 +162,7 @@ class HashDB(HashDBReader):
     def close(self) -> None:
         """Release the write lock (if held) and the memory maps."""
         self._release_lock()
-        self._segments, self._closed = [], True
+        self._segments, self._flat, self._closed = [], None, True
 
     def __enter__(self) -> HashDB:
         return self
@@ -328,6 +328,7 @@ class HashDB(HashDBReader):
         self._segments = [mapped.get(e["name"]) or Segment.open(self.path, e, manifest["code_bytes"])
                           for e in manifest["segments"]]
         self._starts = np.array([s.start for s in self._segments], dtype=np.int64)
+        self._flat = None  # a consolidated copy would miss what was just written
         if manifest.get("deleted") != self._manifest.get("deleted"):
             self._deleted = read_deleted(self.path, manifest.get("deleted"), manifest["count"])
         self._manifest = manifest

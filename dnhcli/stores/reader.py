@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ from dnhcli.stores.segment_search import check_packed, range_search_segments, se
 from dnhcli.stores.segments import Segment
 
 
+@dataclass(frozen=True)
+class _Flat:
+    """The codes of several segments as one, for the search functions (which read only these)."""
+
+    codes: np.ndarray
+    count: int
+    start: int
+
+
 class HashDBReader:
     """What every open database can do without the write lock (`HashDB` adds writing)."""
 
@@ -26,6 +36,17 @@ class HashDBReader:
     _starts: np.ndarray
     _deleted: np.ndarray
     _closed: bool
+    _flat: list[Any] | None = None  # every code in one array (`consolidate`), else None
+
+    def consolidate(self) -> None:
+        """Hold every code in one array in memory, so that a search is one scan rather than one
+        per segment (for a long-running server: 6 MB per million 48-bit codes)."""
+        self._check_open()
+        if len(self._segments) > 1:
+            self._flat = [_Flat(self.codes(), len(self), 0)]
+
+    def _searched(self) -> Sequence[Any]:
+        return self._flat if self._flat is not None else self._segments
 
     # ---- facts ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -158,12 +179,12 @@ class HashDBReader:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
         if not len(self._deleted):
-            return search_segments(self._segments, queries, int(k))
+            return search_segments(self._searched(), queries, int(k))
         # ask for a few more than k; if deleted items took their place for some query, ask
         # again for k + len(deleted), which always holds k live ones
         kept = min(int(k), self.live)
         for extra in (min(len(self._deleted), max(int(k), 16)), len(self._deleted)):
-            dist, ids = search_segments(self._segments, queries, int(k) + extra)
+            dist, ids = search_segments(self._searched(), queries, int(k) + extra)
             gone = is_deleted(self._deleted, ids)
             if (np.sum(~gone, axis=1) >= kept).all():
                 break
@@ -177,7 +198,7 @@ class HashDBReader:
         queries = self._check_codes(packed_queries, "query codes")
         if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
             raise InputError(f"radius must be a non-negative integer, got {radius!r}")
-        lims, dist, ids = range_search_segments(self._segments, queries, int(radius))
+        lims, dist, ids = range_search_segments(self._searched(), queries, int(radius))
         if not len(self._deleted):
             return lims, dist, ids
         keep = ~is_deleted(self._deleted, ids)

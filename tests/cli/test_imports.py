@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HEAVY = ("torch", "openvino", "onnxruntime", "numba", "scipy", "matplotlib", "nncf", "medmnist", "PIL")
-COMMANDS = ("prepare-data", "train", "hash", "search", "evaluate", "export", "benchmark", "db")
+HEAVY = ("torch", "openvino", "onnxruntime", "numba", "scipy", "matplotlib", "nncf", "medmnist", "PIL",
+         "fastapi", "uvicorn", "starlette")
+COMMANDS = ("prepare-data", "train", "hash", "search", "evaluate", "export", "benchmark", "db", "serve")
 
 _RUNNER = """
 import json, sys

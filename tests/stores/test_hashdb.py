@@ -394,3 +394,26 @@ def test_appends_killed_at_random_times(tmp_path: Path) -> None:
         batches = finished + int(count == sizes[finished + 1])
         assert_holds(path, batches)
     assert batches >= 4
+
+
+def test_consolidated_search_equals_the_per_segment_one(tmp_path) -> None:
+    """A database of several segments held as one array answers exactly as before, and a write
+    after consolidating drops the copy rather than search stale codes."""
+    import numpy as np
+
+    from dnhcli.stores.hashdb import HashDB
+
+    rng = np.random.default_rng(3)
+    with HashDB.create(tmp_path / "db", 16) as db:
+        for _ in range(3):
+            db.add(rng.integers(0, 256, (500, 2), dtype=np.uint8))
+        db.delete([5, 700])
+    queries = rng.integers(0, 256, (20, 2), dtype=np.uint8)
+    with HashDB.open(tmp_path / "db") as db:
+        before = db.search(queries, 25), db.range_search(queries, 3)
+        db.consolidate()
+        after = db.search(queries, 25), db.range_search(queries, 3)
+        for old, new in zip([*before[0], *before[1]], [*after[0], *after[1]]):
+            np.testing.assert_array_equal(old, new)
+        db.add(queries[:1])
+        assert db.search(queries[:1], 1)[1][0, 0] == 1500  # the new code, distance 0, found

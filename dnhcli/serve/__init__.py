@@ -1,0 +1,1 @@
+"""`dnh serve`: the search service (FastAPI) and its web page."""
