@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= runs/demo
 
-.PHONY: setup browser demo test lint clean
+.PHONY: setup system demo test lint clean
 
 setup: $(VENV)/.installed
 
@@ -14,16 +14,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	$(BIN)/python -c "from dnhcli.index import ranking, search; search.warm_up(); ranking.warm_up()"  # numba, once
+	$(BIN)/python -c "from dnhcli.index import chunks, ranking, search; search.warm_up(); ranking.warm_up(); chunks.warm_up()"  # numba, once
 	touch $@
 
-# Debian's Chromium, for the browser test of `dnh serve`'s page (the test skips where it is missing;
-# CI runs as root, so it installs it there). Nothing else here needs it.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian's Chromium (the browser test of `dnh serve`'s page) and PostgreSQL 15 (the tests of the
+# PostgreSQL store, which start their own servers): installed with apt-get where missing when run
+# as root (as CI is); elsewhere their tests skip. Nothing else needs them.
+system:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is not installed: the browser test will be skipped"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installed:$$missing (their tests will be skipped)"; fi; fi
 
 ## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.
 demo: setup
@@ -53,7 +56,7 @@ demo: setup
 		--threads 2 --force
 	$(BIN)/dnh evaluate --model $(DEMO)/model-reference/best.pt --data $(DEMO)/data -k 10,100
 
-test: setup browser
+test: setup system
 	$(BIN)/ruff check dnhcli tests
 	$(BIN)/python -m pytest -q
 

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
-from dnhcli.cli.shared import JsonOpt, emit_json, handle_errors, stdout
+from dnhcli.cli.shared import JsonOpt, emit_json, handle_errors, run_and_report, stdout
 
-DbArg = Annotated[Path, typer.Argument(help="A hash database folder.", file_okay=False)]
+DbArg = Annotated[str, typer.Argument(
+    help="A hash database: a folder, or postgresql://user@host:port/dbname[?table=NAME].")]
 
-app = typer.Typer(name="db", help="Look after a hash database: info, verify, compact, delete.",
+app = typer.Typer(name="db", help="Look after a hash database: info, verify, compact, delete, copy.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
 
 
-def _open(db: Path, verify: bool = False) -> Any:
-    from dnhcli.stores.hashdb import HashDB
+def _open(db: str, verify: bool = False) -> Any:
+    from dnhcli.stores import open_store
+    from dnhcli.stores.locate import location
 
-    return HashDB.open(db, verify=verify)
+    return open_store(location(db), verify=verify)
+
+
+def _shown(db: str) -> str:
+    from dnhcli.stores.locate import shown
+
+    return shown(db)
 
 
 def _show(facts: dict[str, Any], json: bool, title: str) -> None:
@@ -49,7 +56,7 @@ def info_command(db: DbArg, json: JsonOpt = False) -> None:
 def verify_command(db: DbArg, json: JsonOpt = False) -> None:
     """Check every file of the database (sizes, crc32, structure); exit 1 on damage."""
     with _open(db, verify=True) as database:
-        facts = {"db": str(db), "ok": True, "count": database.live, "files": database.info()["files"]}
+        facts = {"db": _shown(db), "ok": True, "count": database.live, "files": database.info().get("files")}
     _show(facts, json, "verified")
 
 
@@ -61,8 +68,8 @@ def compact_command(db: DbArg, json: JsonOpt = False) -> None:
         before = database.info()
         database.compact()
         after = database.info()
-    facts = {"db": str(db), "count": after["count"], "segments_before": before["segments"],
-             "segments": after["segments"], "bytes_before": before["bytes"], "bytes": after["bytes"],
+    facts = {"db": _shown(db), "count": after["count"], "segments_before": before.get("segments"),
+             "segments": after.get("segments"), "bytes_before": before["bytes"], "bytes": after["bytes"],
              "erased": after["deleted"]}
     _show(facts, json, "compacted")
 
@@ -97,11 +104,11 @@ def delete_command(
         records = [{"id": int(i), "key": r.get("key"), "source": r.get("source")}
                    for i, r in zip(ids.tolist(), _records(database, ids))]
         database.delete(ids)
-        facts = {"db": str(db), "deleted": records, "count": database.live}
+        facts = {"db": _shown(db), "deleted": records, "count": database.live}
     if json:
         emit_json(facts)
     else:
-        stdout.print(f"Deleted {len(records)} item(s) from {db}; {facts['count']} left. Run "
+        stdout.print(f"Deleted {len(records)} item(s) from {_shown(db)}; {facts['count']} left. Run "
                      "`dnh db compact` to erase their data from the files.", markup=False)
 
 
@@ -114,3 +121,76 @@ def _records(database: Any, ids: Any) -> list[dict[str, Any]]:
     known = {int(i): r for i, r in zip(valid.tolist(), database.metadata(
         np.array([i for i in valid.tolist() if i not in gone], np.int64)))}
     return [known.get(int(i), {}) for i in ids.tolist()]
+
+
+@app.command("copy")
+@handle_errors
+def copy_command(
+    src: DbArg,
+    dst: Annotated[str, typer.Argument(
+        help="A new database: a folder, or postgresql://user@host:port/dbname[?table=NAME].")],
+    json: JsonOpt = False,
+) -> None:
+    """Copy a database, folder or PostgreSQL, into a new one of either kind: live items (codes,
+    keys, metadata) in id order, and its model. Ids are given anew densely where the source
+    has deletions; keys are kept."""
+    from dnhcli.stores import copy_store
+    from dnhcli.stores.locate import location
+
+    run_and_report(json, lambda progress: _Facts(copy_store(location(src), location(dst), progress=progress)),
+                   lambda facts: _show(facts.data, False, "copied"))
+
+
+class _Facts:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        return self.data
+
+
+shard_app = typer.Typer(name="shard", help="Spread a PostgreSQL hash database over several servers.",
+                        no_args_is_help=True, add_completion=False)
+app.add_typer(shard_app, name="shard")
+
+
+@shard_app.command("add")
+@handle_errors
+def shard_add_command(
+    db: Annotated[str, typer.Argument(help="The coordinator: postgresql://user@host:port/dbname[?table=NAME].")],
+    shard: Annotated[str, typer.Argument(help="A shard server's database: postgresql://user@host:port/dbname.")],
+    json: JsonOpt = False,
+) -> None:
+    """Add a shard to a PostgreSQL database before its first `dnh hash` (once per shard). The
+    codes are hash-partitioned by id over the shards through postgres_fdw; the coordinator
+    keeps the facts and the model."""
+    from dnhcli.errors import InputError
+    from dnhcli.stores.locate import is_url, location
+    from dnhcli.stores.shards import add_shard
+
+    if not (is_url(location(db)) and is_url(location(shard))):
+        raise InputError("shards are PostgreSQL databases: give two postgresql:// URLs")
+    _show(add_shard(db, shard), json, "shard added")
+
+
+@shard_app.command("list")
+@handle_errors
+def shard_list_command(
+    db: Annotated[str, typer.Argument(help="The coordinator: postgresql://user@host:port/dbname[?table=NAME].")],
+    json: JsonOpt = False,
+) -> None:
+    """The shards of a PostgreSQL database, in partition order."""
+    from dnhcli.errors import InputError
+    from dnhcli.stores.locate import connect, is_url, location, redact, split_url
+    from dnhcli.stores.shards import shards_of
+
+    if not is_url(location(db)):
+        raise InputError("only PostgreSQL databases have shards: give a postgresql:// URL")
+    with connect(db) as conn:
+        shards = shards_of(conn, split_url(db)[1])
+    facts = {"db": redact(db), "shards": [redact(url) for url in shards]}
+    if json:
+        emit_json(facts)
+    else:
+        lines = [f"{n}: {url}" for n, url in enumerate(facts["shards"])]
+        stdout.print("\n".join(lines) or "no shards: one server", markup=False)

@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 def evaluate_command(
     model: ModelOpt,
     data: DataOpt,
-    db: Annotated[Optional[Path], typer.Option(
-        "--db", help="Rank against this hash database instead of the gallery split (its items need "
-                     "organ and disease, as `dnh hash --data` stores them).", file_okay=False)] = None,
+    db: Annotated[Optional[str], typer.Option(
+        "--db", help="Rank against this hash database (a folder or a postgresql:// URL) instead of "
+                     "the gallery split (its items need organ and disease, as `dnh hash --data` "
+                     "stores them).")] = None,
     k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated.")] = "10,100,1000",
     tie_break: Annotated[str, typer.Option(
         help="Order inside a Hamming tie: gallery-order (the reference protocol) or asymmetric "
@@ -52,8 +53,10 @@ def evaluate_command(
     and the expected figures over random orders of tied codes; see docs/EVALUATION.md.
     """
     from dnhcli.evaluation.evaluate import EvalConfig, evaluate
+    from dnhcli.stores.locate import location
 
-    config = EvalConfig(model=model, data=data, db=db, ks=int_list(k, "-k"), tie_break=tie_break,
+    where = location(db) if db is not None else None
+    config = EvalConfig(model=model, data=data, db=where, ks=int_list(k, "-k"), tie_break=tie_break,
                         radius=radius, threads=threads, dump=dump, plot=plot, force=force)
     run_and_report(json, lambda progress: evaluate(config, progress), _render)
 

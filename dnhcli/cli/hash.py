@@ -44,8 +44,9 @@ def hash_command(
     is touched; an interrupted run keeps the chunks it finished.
     """
     from dnhcli.retrieval.hashing import HashConfig, hash_into_db
+    from dnhcli.stores.locate import location
 
-    config = HashConfig(model=model, db=db, inputs=tuple(inputs or ()), data=data, split=split,
+    config = HashConfig(model=model, db=location(db), inputs=tuple(inputs or ()), data=data, split=split,
                         chunk=chunk, on_duplicate=on_duplicate)
     run_and_report(json, lambda progress: hash_into_db(config, progress), _render)
 

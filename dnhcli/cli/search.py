@@ -49,10 +49,13 @@ def search_command(
     line), so any number of queries can be searched in bounded memory.
     """
     from dnhcli.retrieval.query import SearchConfig, SearchResult, iter_search, search
+    from dnhcli.stores.locate import location
+
+    where = location(db)
 
     if montage is not None and montage.suffix.lower() != ".png":
         raise InputError(f"--montage must name a .png file, got {montage}")
-    config = SearchConfig(model=model, db=db, queries=tuple(queries), k=k, radius=radius,
+    config = SearchConfig(model=model, db=where, queries=tuple(queries), k=k, radius=radius,
                           tie_break=tie_break, chunk=chunk)
     began = time.perf_counter()
     if montage is not None:
@@ -66,7 +69,7 @@ def search_command(
             _render(result.queries, radius, began)
             info(f"montage written to {montage}")
         return
-    header = SearchResult(db=db, bits=0, k=k, radius=radius, seconds=0.0, tie_break=tie_break)
+    header = SearchResult(db=where, bits=0, k=k, radius=radius, seconds=0.0, tie_break=tie_break)
     stream = iter_search(config, header=header)
     first = next(stream, None)  # every input is checked and the database opened by now
     results = itertools.chain([] if first is None else [first], stream)

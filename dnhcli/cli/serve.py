@@ -60,10 +60,13 @@ def serve_command(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dnhcli.serve.server import run
     from dnhcli.serve.service import SearchService, ServeConfig
+    from dnhcli.stores import store_exists
+    from dnhcli.stores.locate import location, shown
 
-    if not db.is_dir():
-        raise InputError(f"hash database not found: {db}", hint="build one with `dnh hash`")
-    config = ServeConfig(db=db, model=model, threads=threads, max_upload=int(max_upload_mb * 2**20),
+    where = location(db)
+    if not store_exists(where):
+        raise InputError(f"hash database not found: {shown(where)}", hint="build one with `dnh hash`")
+    config = ServeConfig(db=where, model=model, threads=threads, max_upload=int(max_upload_mb * 2**20),
                          max_k=max_k, max_images=max_images, reload_interval=reload_interval,
                          batching=batching)
     service = SearchService(config)  # a bad model or database fails here, in one line

@@ -49,8 +49,8 @@ ModelOpt = Annotated[Path, typer.Option(
     "--model", "-m", help="A model: a checkpoint from `dnh train` (best.pt), or the encoder.xml "
                           "(OpenVINO CPU) or encoder.onnx (ONNX Runtime) from `dnh export`.",
     dir_okay=False)]
-DbOpt = Annotated[Path, typer.Option(
-    "--db", help="A hash database folder.", file_okay=False)]
+DbOpt = Annotated[str, typer.Option(
+    "--db", help="A hash database: a folder, or postgresql://user@host:port/dbname[?table=NAME].")]
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:

@@ -18,7 +18,8 @@ from dnhcli.folders import check_output_folder, staged_folder
 from dnhcli.index.codes import codes_from_continuous
 from dnhcli.manifest import package_versions, write_json
 from dnhcli.progress import ProgressFn, no_progress
-from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores import open_store
+from dnhcli.stores.locate import shown
 
 DUMP_FORMAT = "dnh-eval-dump"
 DUMP_VERSION = 1
@@ -31,7 +32,7 @@ class EvalConfig:
 
     model: Path
     data: Path
-    db: Path | None = None
+    db: Path | str | None = None  # a folder, or a postgresql:// URL
     ks: tuple[int, ...] = DEFAULT_KS
     tie_break: str = "gallery-order"
     radius: int = 2
@@ -79,13 +80,13 @@ def _split_side(dataset: PreparedDataset, split: str, backend: Backend, progress
     return Side(codes=codes_from_continuous(h), organs=organs, diseases=diseases, h=h)
 
 
-def _db_side(path: Path, backend: Backend) -> tuple[Side, dict[str, Any]]:
-    with HashDB.open(path) as db:
+def _db_side(path: Path | str, backend: Backend) -> tuple[Side, dict[str, Any]]:
+    with open_store(path) as db:
         db.check_model(backend.bits, backend.fingerprint)
         live = db.live_ids()  # deleted items are not evaluated
         codes = db.codes()[live]
         records = db.metadata(live)
-        facts = {"db": str(path), "db_items": len(live)}
+        facts = {"db": shown(path), "db_items": len(live)}
     unlabelled = [r["id"] for r in records if not r.get("organ") or r.get("disease") is None]
     if unlabelled:
         raise DataError(f"{len(unlabelled)} items of the hash database {path} have no organ/disease "

@@ -16,7 +16,10 @@ from dnhcli.deploy.backends import Backend, load_backend
 from dnhcli.errors import DnhError, InputError
 from dnhcli.index.codes import codes_from_continuous
 from dnhcli.progress import ProgressFn, no_progress
-from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores import create_store, open_store, store_exists
+from dnhcli.stores.locate import shown
+
+Store = Any  # a HashDB (folder) or a PostgresStore: the same calls
 
 ON_DUPLICATE = ("skip", "replace", "error")
 
@@ -29,7 +32,7 @@ class HashConfig:
     `error` before anything is written."""
 
     model: Path
-    db: Path
+    db: Path | str  # a folder, or a postgresql:// URL
     inputs: tuple[Path, ...] = ()
     data: Path | None = None
     split: str | None = None
@@ -39,7 +42,7 @@ class HashConfig:
 
 @dataclass(frozen=True)
 class HashResult:
-    db: Path
+    db: Path | str  # a folder, or a postgresql:// URL
     count: int
     added: int
     bits: int
@@ -48,7 +51,7 @@ class HashResult:
     replaced: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"db": str(self.db), "count": self.count, "added": self.added, "skipped": self.skipped,
+        return {"db": shown(self.db), "count": self.count, "added": self.added, "skipped": self.skipped,
                 "replaced": self.replaced, "bits": self.bits, "created": self.created}
 
 
@@ -56,7 +59,7 @@ class _Known:
     """The `stored` test of one pass over the inputs: a key is known if the database holds it
     or this pass met it before (the same file given twice); `error` refuses a stored key."""
 
-    def __init__(self, database: HashDB | None, refuse: bool, replace: bool = False) -> None:
+    def __init__(self, database: Store | None, refuse: bool, replace: bool = False) -> None:
         self.database, self.refuse, self.seen, self.skipped = database, refuse, set[str](), 0
         self.replace = replace  # stored keys pass (their items are replaced); repeats do not
 
@@ -87,7 +90,7 @@ def _chunks(config: HashConfig, side: int, known: _Known) -> tuple[Iterator[Imag
     return iter_files(config.inputs, config.chunk, side, known), count_inputs(config.inputs)
 
 
-def open_or_create(db: Path, backend: Backend) -> tuple[HashDB, bool]:
+def open_or_create(db: Path | str, backend: Backend) -> tuple[Store, bool]:
     """Open `db` checked against the model, or create it for this model (`create` refuses a
     folder holding anything but the lock file an interrupted create may leave)."""
     existing = open_existing(db, backend)
@@ -95,8 +98,8 @@ def open_or_create(db: Path, backend: Backend) -> tuple[HashDB, bool]:
         return existing, False
     with tempfile.TemporaryDirectory(prefix="dnh-model-") as scratch:
         model_file = _exported(backend, Path(scratch) / "encoder.onnx")
-        return HashDB.create(db, backend.bits, model_fingerprint=backend.fingerprint,
-                             model_info=backend.info, model_file=model_file), True
+        return create_store(db, backend.bits, model_fingerprint=backend.fingerprint,
+                            model_info=backend.info, model_file=model_file), True
 
 
 def _exported(backend: Backend, scratch: Path) -> Path | None:
@@ -122,11 +125,15 @@ def _exported(backend: Backend, scratch: Path) -> Path | None:
     return None  # a database without a stored model: search it with --model
 
 
-def open_existing(db: Path, backend: Backend) -> HashDB | None:
+def open_existing(db: Path | str, backend: Backend) -> Store | None:
     """The database at `db` checked against the model, or None where there is none yet."""
-    if (db / "manifest.json").exists() or (db.exists() and not db.is_dir()):
-        database = HashDB.open(db)
-        database.check_model(backend.bits, backend.fingerprint)
+    if store_exists(db):
+        database = open_store(db)
+        try:
+            database.check_model(backend.bits, backend.fingerprint)
+        except DnhError:
+            database.close()
+            raise
         return database
     return None
 

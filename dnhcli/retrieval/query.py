@@ -14,7 +14,9 @@ from dnhcli.data.images import CHUNK, iter_files
 from dnhcli.deploy.backends import Backend, load_backend
 from dnhcli.errors import InputError
 from dnhcli.index.codes import codes_from_continuous
+from dnhcli.stores import open_store
 from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores.locate import shown
 
 RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
 
@@ -22,7 +24,7 @@ RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
 @dataclass(frozen=True)
 class SearchConfig:
     model: Path | None  # None: the encoder stored in the database
-    db: Path
+    db: Path | str  # a folder, or a postgresql:// URL
     queries: tuple[Path, ...]
     k: int = 10
     radius: int | None = None
@@ -42,7 +44,7 @@ class QueryResult:
 
 @dataclass
 class SearchResult:
-    db: Path
+    db: Path | str
     bits: int
     k: int
     radius: int | None
@@ -51,7 +53,7 @@ class SearchResult:
     tie_break: str = "insertion-order"
 
     def to_json(self) -> dict[str, Any]:
-        return {"db": str(self.db), "bits": self.bits, "k": self.k, "radius": self.radius,
+        return {"db": shown(self.db), "bits": self.bits, "k": self.k, "radius": self.radius,
                 "tie_break": self.tie_break, "seconds": round(self.seconds, 6),
                 "queries": [{"query": q.query, "results": q.results} for q in self.queries]}
 
@@ -97,7 +99,7 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
     backend = backend or load_backend(config.model or stored_model(config.db))
     for _ in iter_files(config.queries, config.chunk, backend.input_side):
         pass  # a first, streamed pass checks every file before any result is given
-    with HashDB.open(config.db) as db:
+    with open_store(config.db) as db:
         db.check_model(backend.bits, backend.fingerprint)
         if header is not None:
             header.bits = db.bits
@@ -116,12 +118,12 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
                 yield QueryResult(query=meta["source"], image=image, results=result_rows(db, distances, ids))
 
 
-def stored_model(db: Path) -> Path:
+def stored_model(db: Path | str) -> Path:
     """The encoder a database stores (so a search needs no --model)."""
-    with HashDB.open(db, verify=False) as database:
+    with open_store(db, verify=False) as database:
         path = database.model_path
     if path is None:
-        raise InputError(f"the hash database {db} stores no model (it was built before dnh stored "
+        raise InputError(f"the hash database {shown(db)} stores no model (it was built before dnh stored "
                          "them, or from an OpenVINO IR without its encoder.onnx)",
                          hint="pass --model with the model that built it")
     return path

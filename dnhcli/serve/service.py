@@ -28,7 +28,8 @@ from dnhcli.errors import DnhError, InputError
 from dnhcli.index.codes import codes_from_continuous
 from dnhcli.retrieval.montage import StoredImages
 from dnhcli.retrieval.query import TIE_BREAKS, ranked, ranked_asymmetric, result_rows, stored_model
-from dnhcli.stores.hashdb import HashDB
+from dnhcli.stores import open_store
+from dnhcli.stores.locate import is_url, shown
 from dnhcli.stores.segments import MANIFEST
 
 MAX_BATCH_IMAGES = 256  # query images encoded and ranked in one round of the worker
@@ -48,7 +49,7 @@ class TooSlow(InputError):
 
 @dataclass(frozen=True)
 class ServeConfig:
-    db: Path
+    db: Path | str  # a folder, or a postgresql:// URL
     model: Path | None = None  # None: the encoder stored in the database
     threads: int | None = None  # search and inference threads (None: all cores)
     max_upload: int = 8 << 20  # bytes in one request body
@@ -63,14 +64,14 @@ class ServeConfig:
 
     @classmethod
     def from_env(cls, values: dict[str, Any]) -> ServeConfig:
-        return cls(**{**values, "db": Path(values["db"]),
+        return cls(**{**values, "db": values["db"] if is_url(values["db"]) else Path(values["db"]),
                       "model": Path(values["model"]) if values.get("model") else None})
 
 
 @dataclass
 class _Snapshot:
-    db: HashDB
-    stamp: tuple[int, int, int]
+    db: Any  # a HashDB, or a PostgresStore
+    stamp: tuple[Any, ...]
     opened: float
     asymmetric: tuple[np.ndarray, np.ndarray] | None = None  # (live codes, live ids), on first use
 
@@ -85,9 +86,17 @@ class _Job:
     future: Future = field(default_factory=Future)
 
 
-def _stamp(db: Path) -> tuple[int, int, int]:
+def _stamp(db: Path | str) -> tuple[Any, ...]:
+    """What changes when a writer commits: the manifest's identity, or PostgreSQL's version."""
+    if is_url(db):
+        from dnhcli.stores.postgres import PostgresStore
+
+        try:
+            return PostgresStore.stamp_of(str(db))
+        except DnhError:
+            return (0, 0)
     try:
-        st = os.stat(db / MANIFEST)
+        st = os.stat(Path(db) / MANIFEST)
     except OSError:
         return (0, 0, 0)
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -122,8 +131,19 @@ class SearchService:
     # ---- the database snapshot -----------------------------------------------------------
     def _open(self) -> _Snapshot:
         stamp = _stamp(self.config.db)
-        db = HashDB.open(self.config.db, verify=True)
-        db.check_model(self.backend.bits, self.backend.fingerprint)
+        current = getattr(self, "_snapshot", None)
+        if current is not None and is_url(self.config.db):
+            # PostgreSQL answers from its own committed state: the open store needs only
+            # its facts read again (one connection for the server's life)
+            current.db.refresh()
+            current.db.check_model(self.backend.bits, self.backend.fingerprint)
+            return _Snapshot(current.db, stamp, time.time())
+        db = open_store(self.config.db, verify=True)
+        try:
+            db.check_model(self.backend.bits, self.backend.fingerprint)
+        except DnhError:
+            db.close()
+            raise
         db.consolidate()
         return _Snapshot(db, stamp, time.time())
 
@@ -152,7 +172,7 @@ class SearchService:
         snap = self._snapshot
         return {"ok": self.reload_error is None, "count": snap.db.live, "bits": snap.db.bits,
                 "model_fingerprint": self.backend.fingerprint, "engine": self.backend.name,
-                "input_side": self.backend.input_side, "db": str(self.config.db),
+                "input_side": self.backend.input_side, "db": shown(self.config.db),
                 "updated": snap.db.manifest.get("updated"),
                 "opened": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.opened)),
                 "reload_error": self.reload_error}
@@ -289,3 +309,5 @@ class SearchService:
         self._worker.join(timeout=10)
         if self._watcher is not None:
             self._watcher.join(timeout=10)
+        if is_url(self.config.db):
+            self._snapshot.db.close()

@@ -37,7 +37,7 @@ from dnhcli.stores.deletions import (
 from dnhcli.stores.lock import DatabaseLockedError as DatabaseLockedError  # re-exported
 from dnhcli.stores.lock import acquire_write_lock, release_write_lock
 from dnhcli.stores.metadata import encode_metadata, item_keys
-from dnhcli.stores.reader import HashDBReader
+from dnhcli.stores.reader import HashDBReader, refuse_bad_appends
 from dnhcli.stores.segments import (
     FORMAT,
     FORMAT_VERSION,
@@ -162,7 +162,7 @@ class HashDB(HashDBReader):
     def close(self) -> None:
         """Release the write lock (if held) and the memory maps."""
         self._release_lock()
-        self._segments, self._flat, self._closed = [], None, True
+        self._segments, self._flat, self._chunks, self._closed = [], None, None, True
 
     def __enter__(self) -> HashDB:
         return self
@@ -189,16 +189,7 @@ class HashDB(HashDBReader):
         keys = item_keys(metadata, len(codes))
         self._start_writing()
         start = len(self)
-        stored = self.find([k for k in keys if k is not None])
-        if (stored >= 0).any():
-            key = [k for k in keys if k is not None][int(np.argmax(stored >= 0))]
-            raise InputError(f"key {key!r} is already stored (id {int(stored.max())})",
-                             hint="keys are unique: leave the item out, or delete the stored one first")
-        wrong = {i: v for i, v in given.items() if not (isinstance(v, (int, np.integer)) and v == start + i)}
-        if wrong:
-            i, value = next(iter(wrong.items()))
-            raise InputError(f"metadata record {i} has id {value!r}, but the database assigns id {start + i}",
-                             hint="leave 'id' out (it is assigned); keep your own under e.g. 'source'")
+        refuse_bad_appends(given, start, keys, self.find([k for k in keys if k is not None]))
         if len(codes) == 0:
             return np.zeros(0, np.int64)
         name = segment_name(self._manifest["next_segment"])
@@ -328,7 +319,7 @@ class HashDB(HashDBReader):
         self._segments = [mapped.get(e["name"]) or Segment.open(self.path, e, manifest["code_bytes"])
                           for e in manifest["segments"]]
         self._starts = np.array([s.start for s in self._segments], dtype=np.int64)
-        self._flat = None  # a consolidated copy would miss what was just written
+        self._flat = self._chunks = None  # copies and indexes would miss what was just written
         if manifest.get("deleted") != self._manifest.get("deleted"):
             self._deleted = read_deleted(self.path, manifest.get("deleted"), manifest["count"])
         self._manifest = manifest
