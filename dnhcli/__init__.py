@@ -28,6 +28,9 @@ _EXPORTS = {
     "PrepareConfig": "dnhcli.data.prepare",
     "prepare_dataset": "dnhcli.data.prepare",
     "HashDB": "dnhcli.stores.hashdb",
+    "PostgresStore": "dnhcli.stores.postgres",
+    "open_store": "dnhcli.stores",
+    "create_store": "dnhcli.stores",
     "pack_codes": "dnhcli.index.codes",
     "unpack_codes": "dnhcli.index.codes",
     "hamming_distances": "dnhcli.index.codes",
@@ -83,7 +86,10 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from dnhcli.serve.app import create_app as create_app
     from dnhcli.serve.service import SearchService as SearchService
     from dnhcli.serve.service import ServeConfig as ServeConfig
+    from dnhcli.stores import create_store as create_store
+    from dnhcli.stores import open_store as open_store
     from dnhcli.stores.hashdb import HashDB as HashDB
+    from dnhcli.stores.postgres import PostgresStore as PostgresStore
     from dnhcli.training.config import Hyperparams as Hyperparams
     from dnhcli.training.config import TrainConfig as TrainConfig
     from dnhcli.training.config import preset as preset
