@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -c "from dnhcli.index import chunks, ranking, search; search.warm_up(); ranking.warm_up(); chunks.warm_up()"  # numba, once
 	touch $@
 
-# Debian's Chromium (the browser test of `dnh serve`'s page) and PostgreSQL 15 (the tests of the
-# PostgreSQL store, which start their own servers): installed with apt-get where missing when run
+# Debian's Chromium (the browser test of `dnh serve`'s page), PostgreSQL 15 (the tests of the
+# PostgreSQL store, which start their own servers) and Orthanc (the PACS source's tests): installed with apt-get where missing when run
 # as root (as CI is); elsewhere their tests skip. Nothing else needs them.
 system:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
+	command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

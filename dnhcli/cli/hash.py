@@ -27,6 +27,9 @@ def hash_command(
                              "disease).", file_okay=False)] = None,
     split: Annotated[Optional[str], typer.Option(
         help="The split to hash with --data. [default: gallery]", show_default=False)] = None,
+    source: Annotated[Optional[str], typer.Option(
+        "--source", help="Hash the DICOM instances of a PACS instead: orthanc+http://host:port "
+                         "(only the instances not stored yet are downloaded).")] = None,
     chunk: Annotated[int, typer.Option(
         help="Images read, hashed and appended at a time: each chunk is one crash-safe append, "
              "and memory grows with it, not with the input.", min=1)] = CHUNK,
@@ -46,8 +49,8 @@ def hash_command(
     from dnhcli.retrieval.hashing import HashConfig, hash_into_db
     from dnhcli.stores.locate import location
 
-    config = HashConfig(model=model, db=location(db), inputs=tuple(inputs or ()), data=data, split=split,
-                        chunk=chunk, on_duplicate=on_duplicate)
+    config = HashConfig(model=model, db=location(db), inputs=tuple(inputs or ()), source=source, data=data,
+                        split=split, chunk=chunk, on_duplicate=on_duplicate)
     run_and_report(json, lambda progress: hash_into_db(config, progress), _render)
 
 

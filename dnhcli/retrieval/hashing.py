@@ -34,6 +34,7 @@ class HashConfig:
     model: Path
     db: Path | str  # a folder, or a postgresql:// URL
     inputs: tuple[Path, ...] = ()
+    source: str | None = None  # a PACS: orthanc+http://host:port (`dnhcli.retrieval.pacs`)
     data: Path | None = None
     split: str | None = None
     chunk: int = CHUNK
@@ -77,6 +78,12 @@ class _Known:
 
 
 def _chunks(config: HashConfig, side: int, known: _Known) -> tuple[Iterator[ImageChunk], int]:
+    if config.source is not None:
+        from dnhcli.retrieval.pacs import count_orthanc, iter_orthanc
+
+        if config.inputs or config.data is not None:
+            raise InputError("give a --source, image files or --data/--split: one of them")
+        return iter_orthanc(config.source, config.chunk, side, known), count_orthanc(config.source)
     if config.data is not None:
         if config.inputs:
             raise InputError("give image files or --data/--split, not both")
