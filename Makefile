@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # Debian's Chromium (the browser test of `dnh serve`'s page), PostgreSQL 15 (the tests of the
 # PostgreSQL store, which start their own servers) and Orthanc (the PACS source's tests): installed with apt-get where missing when run
-# as root (as CI is); elsewhere their tests skip. Nothing else needs them.
+# as root (as CI is); elsewhere their tests, and the demo's PostgreSQL step, skip.
 system:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
@@ -30,7 +30,7 @@ system:
 	  else echo "not installed:$$missing (their tests will be skipped)"; fi; fi
 
 ## The main job: the whole pipeline landed so far, offline, on the embedded synthetic set.
-demo: setup
+demo: setup system
 	$(BIN)/dnh prepare-data --synthetic --out $(DEMO)/data --force
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model --threads 2 --force
 	rm -rf $(DEMO)/hashdb
@@ -53,6 +53,8 @@ demo: setup
 	$(BIN)/dnh db info $(DEMO)/scans-db
 	$(BIN)/python examples/query_service.py --db $(DEMO)/hashdb $(DEMO)/scans/scan-000.png \
 		$(DEMO)/scans/scan-003.dcm -k 5   # `dnh serve` on loopback, queried over HTTP
+	$(BIN)/python examples/postgres_demo.py --db $(DEMO)/hashdb $(DEMO)/scans/scan-000.png \
+		$(DEMO)/scans/scan-003.dcm -k 5   # the same database in PostgreSQL, one server and 3 shards
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model-reference --preset reference --epochs 30 \
 		--threads 2 --force
 	$(BIN)/dnh evaluate --model $(DEMO)/model-reference/best.pt --data $(DEMO)/data -k 10,100

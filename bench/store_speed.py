@@ -122,7 +122,7 @@ def main() -> None:
             entry = {"items": n, "local": local_rows(codes, queries)}
             print(json.dumps(entry))
             if n in pg_sizes:
-                from tests.conftest import PostgresServer
+                from dnhcli.bench.pg_servers import PostgresServer
 
                 if not servers:
                     servers = [PostgresServer() for _ in range(4)]
