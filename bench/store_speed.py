@@ -24,12 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dnhcli.bench.report import cpu_name  # noqa: E402
-from dnhcli.index import search  # noqa: E402
-from dnhcli.index.chunks import ChunkIndex  # noqa: E402
-from dnhcli.stores.locate import split_url  # noqa: E402
+from dnhcli.bench.report import cpu_name
+from dnhcli.index import search
+from dnhcli.index.chunks import ChunkIndex
+from dnhcli.stores.locate import split_url
 
 RADII = (0, 1, 2, 4)
 

@@ -17,7 +17,7 @@ import io
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -54,12 +54,11 @@ class Orthanc:
         parts = urlsplit(url.split("+", 1)[1])
         self.shown = urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""),
                                  parts.path.rstrip("/"), "", "")) if parts.hostname else url
-        self.base = self.shown
         self.auth = (base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
                      if parts.username else None)
 
     def get(self, path: str) -> bytes:
-        request = urllib.request.Request(self.base + path)
+        request = urllib.request.Request(self.shown + path)
         if self.auth:
             request.add_header("Authorization", f"Basic {self.auth}")
         try:
@@ -121,7 +120,3 @@ def count_orthanc(url: str) -> int:
     """How many images the server holds (frames counted), from the listing alone."""
     return sum(instance.frames for instance in Orthanc(url).instances())
 
-
-def sources_of(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(PACS URLs, other inputs)."""
-    return [i for i in inputs if is_pacs(i)], [i for i in inputs if not is_pacs(i)]

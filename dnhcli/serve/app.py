@@ -30,6 +30,7 @@ from dnhcli.data.images import decode_upload
 from dnhcli.errors import DataError, DnhError, InputError, ModelError
 from dnhcli.serve.service import NotFound, SearchService, ServeConfig, TooLarge, TooSlow
 from dnhcli.serve.uploads import file_name, image_parts, read_body, split_parts
+from dnhcli.stores.locate import shown
 
 CONFIG_ENV = "DNH_SERVE_CONFIG"  # the settings handed to each worker process (JSON)
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -140,8 +141,7 @@ def create_app(config: ServeConfig | None = None, service: SearchService | None 
             raise InputError(f"the files hold {len(images)} images, at most {service.config.max_images}",
                              hint="split them over several requests")
         queries = await asyncio.wrap_future(service.submit(images, names, k, radius, tie_break))
-        health = service.health()
-        return {"db": health["db"], "bits": health["bits"], "k": k, "radius": radius,
+        return {"db": shown(service.config.db), "bits": service.backend.bits, "k": k, "radius": radius,
                 "tie_break": tie_break, "queries": queries,
                 "seconds": round(time.perf_counter() - began, 6)}
 

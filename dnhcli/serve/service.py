@@ -266,11 +266,14 @@ class SearchService:
     def item(self, item: int) -> dict[str, Any]:
         """An item's stored metadata (with its "id"); NotFound for an unknown or deleted id."""
         db = self._snapshot.db
-        if item < 0 or item >= len(db) or np.isin(item, db.deleted_ids()):
+        try:
+            if not 0 <= item < len(db):
+                raise InputError("out of range")
+            return db.metadata([item])[0]  # reads that record only; refuses a deleted item
+        except InputError:
             raise NotFound(f"no item {item} in the hash database",
                            hint=f"ids run from 0 to {len(db) - 1}; deleted items are gone" if len(db)
-                           else "the database is empty")
-        return db.metadata([item])[0]
+                           else "the database is empty") from None
 
     def thumbnail(self, item: int, size: int) -> bytes:
         """The stored image of `item` as the model saw it, as a `size` x `size` PNG."""

@@ -203,31 +203,35 @@ class PostgresStore(StoreFacts):
                 "model": {"fingerprint": self.model_fingerprint, "arch": model.get("arch"),
                           "objective": model.get("objective"), "classes": model.get("class_names"),
                           "source": model.get("checkpoint") or model.get("model"),
-                          "stored": "encoder.onnx" if self._stored_model() else None},
+                          "stored": "encoder.onnx" if self._model_sha256() else None},
                 "created": self._manifest["created"], "updated": self._manifest["updated"],
                 "table": self.table,
                 "shards": [redact(url) for url in self.shards], "bytes": int(size)}
 
     @_guard
-    def _stored_model(self) -> tuple[str, bytes] | None:
-        row = self._conn.execute(f"SELECT sha256, onnx FROM {self.table}_model").fetchone()
+    def _model_sha256(self) -> str | None:
+        row = self._conn.execute(f"SELECT sha256 FROM {self.table}_model").fetchone()
         self._conn.commit()
-        return (row[0], bytes(row[1])) if row else None
+        return row[0] if row else None
 
     @property
+    @_guard
     def model_path(self) -> Path | None:
-        """The stored encoder, written (once per process) to a private temporary folder that is
-        removed when the process ends, for the backends to read."""
-        stored = self._stored_model()
-        if stored is None:
+        """The stored encoder, written (once per process and model) to a private temporary folder
+        that is removed when the process ends, for the backends to read; its bytes are fetched
+        only when that file is not there yet."""
+        sha256 = self._model_sha256()
+        if sha256 is None:
             return None
-        if hashlib.sha256(stored[1]).hexdigest() != stored[0]:
-            raise DataError(f"the model stored in {self.path} fails its checksum (sha256)",
-                            hint="search with --model")
-        path = _model_folder() / f"{stored[0]}.onnx"
+        path = _model_folder() / f"{sha256}.onnx"
         if not path.exists():
+            onnx = bytes(self._conn.execute(f"SELECT onnx FROM {self.table}_model").fetchone()[0])
+            self._conn.commit()
+            if hashlib.sha256(onnx).hexdigest() != sha256:
+                raise DataError(f"the model stored in {self.path} fails its checksum (sha256)",
+                                hint="search with --model")
             part = path.with_suffix(".part")
-            part.write_bytes(stored[1])
+            part.write_bytes(onnx)
             part.replace(path)
         return path
 

@@ -65,3 +65,19 @@ def test_the_database_uses_the_index_and_leaves_deleted_items_out(tmp_path) -> N
             np.testing.assert_array_equal(a, b)
         lims, _, ids = indexed
         assert 3 not in ids.tolist() and 50_000 not in ids.tolist() and lims[-1] >= 36
+
+
+def test_a_consolidated_database_indexes_at_its_first_radius_search(tmp_path) -> None:
+    """A server's snapshot pays for the index only once a radius search comes, then uses it."""
+    from dnhcli.stores.hashdb import HashDB
+
+    codes = np.random.default_rng(6).integers(0, 256, (70_000, 6), dtype=np.uint8)
+    with HashDB.create(tmp_path / "db", 48) as db:
+        db.add(codes)
+    with HashDB.open(tmp_path / "db") as db:
+        db.consolidate()
+        assert db._chunks is None
+        db.search(codes[:1], 5)
+        assert db._chunks is None  # top k never needs it
+        lims, dist, ids = db.range_search(codes[:1], 1)
+        assert db._chunks is not None and ids[0] == 0 and dist[0] == 0
