@@ -18,12 +18,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # Debian's Chromium (the browser test of `dnh serve`'s page), PostgreSQL 15 (the tests of the
-# PostgreSQL store, which start their own servers) and Orthanc (the PACS source's tests): installed with apt-get where missing when run
+# PostgreSQL store, which start their own servers) and Orthanc with its DICOMweb plugin (the PACS
+# sources' tests and the demo's PACS step): installed with apt-get where missing when run
 # as root (as CI is); elsewhere their tests, and the demo's PostgreSQL step, skip.
 system:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
 	command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
+	[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing="$$missing orthanc-dicomweb"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -55,6 +57,8 @@ demo: setup system
 		$(DEMO)/scans/scan-003.dcm -k 5   # `dnh serve` on loopback, queried over HTTP
 	$(BIN)/python examples/postgres_demo.py --db $(DEMO)/hashdb $(DEMO)/scans/scan-000.png \
 		$(DEMO)/scans/scan-003.dcm -k 5   # the same database in PostgreSQL, one server and 3 shards
+	$(BIN)/python examples/make_scans.py --data $(DEMO)/data --out $(DEMO)/pacs-scans --count 40
+	$(BIN)/python examples/pacs_ingest.py --model $(DEMO)/export/encoder.onnx $(DEMO)/pacs-scans  # Orthanc -> Ray
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model-reference --preset reference --epochs 30 \
 		--threads 2 --force
 	$(BIN)/dnh evaluate --model $(DEMO)/model-reference/best.pt --data $(DEMO)/data -k 10,100

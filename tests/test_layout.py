@@ -15,6 +15,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data", "index", "stores"),
     ("models",),
     ("deploy",),
+    ("ingest",),
     ("evaluation", "retrieval"),
     ("training",),
     ("bench",),

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 def prepare_data(
     out: OutDirOpt,
     subsets: Annotated[Optional[str], typer.Option(
-        help=f"Comma-separated MedMNIST 2D subsets. [default: {','.join(DEFAULT_SUBSETS)}]",
+        help=f"Comma-separated MedMNIST 2D subsets. \\[default: {','.join(DEFAULT_SUBSETS)}]",
         show_default=False)] = None,
     root: Annotated[Optional[Path], typer.Option(
-        help="MedMNIST root folder holding {flag}.npz. [default: ~/.medmnist]",
+        help="MedMNIST root folder holding {flag}.npz. \\[default: ~/.medmnist]",
         envvar=ROOT_ENV, file_okay=False)] = None,
     download: Annotated[bool, typer.Option(
         help="Download missing files from the MedMNIST URLs (MD5 checked).")] = False,

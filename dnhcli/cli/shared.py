@@ -109,8 +109,8 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
 
         def report(stage: str, done: int, total: int, info: str = "") -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, info=info)
-            bar.update(tasks[stage], completed=done, total=total, info=info)
+                tasks[stage] = bar.add_task(stage, total=total or None, info=info)
+            bar.update(tasks[stage], completed=done, total=total or None, info=info)
 
         yield report
 

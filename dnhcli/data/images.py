@@ -48,7 +48,7 @@ def normalize(array: np.ndarray, source: str, side: int = IMAGE_SIDE) -> np.ndar
     """One picture or a stack (see the module doc) -> uint8 (N, side, side); an `InputError`
     naming `source` otherwise."""
     array = np.asarray(array)
-    if not _is_stack(array):
+    if not is_stack(array):
         array = array[None]
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[3] not in (1, 3, 4)):
         raise InputError(f"{source}: not a picture or a stack of pictures (shape {array.shape})",
@@ -61,12 +61,12 @@ def normalize(array: np.ndarray, source: str, side: int = IMAGE_SIDE) -> np.ndar
     return np.stack([preprocess.fit(picture, side, source) for picture in array])
 
 
-def _is_stack(array: np.ndarray) -> bool:
+def is_stack(array: np.ndarray) -> bool:
     """(N, H, W) or (N, H, W, C), rather than one (H, W[, C]) picture."""
     return array.ndim == 4 or (array.ndim == 3 and array.shape[2] not in (1, 3, 4))
 
 
-def _load_npy(path: Path | BinaryIO, source: str | None = None) -> np.ndarray:
+def load_npy(path: Path | BinaryIO, source: str | None = None) -> np.ndarray:
     """A `.npy` file, memory-mapped (or, for an open binary file named `source`, read)."""
     path_name = source or path
     try:
@@ -101,7 +101,7 @@ def _npy_from_bytes(stream: io.BytesIO, name: str) -> np.ndarray:
         raise InputError(f"{name}: truncated .npy file (its header declares {declared:,} bytes of "
                          f"data, the file holds {len(stream.getbuffer()) - stream.tell():,})")
     stream.seek(0)
-    return _load_npy(stream, name)
+    return load_npy(stream, name)
 
 
 def _readable(path: Path) -> bool:
@@ -112,10 +112,10 @@ def _readable(path: Path) -> bool:
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
     """Files to read: each path itself, or a folder's readable files (subfolders included,
     hidden ones skipped) in path order."""
-    return [file for file, _ in _expand(paths)]
+    return [file for file, _ in expand_roots(paths)]
 
 
-def _expand(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
+def expand_roots(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
     """Files to read with the root their key is relative to (the folder given, or the file's
     own folder)."""
     files: list[tuple[Path, Path]] = []
@@ -160,7 +160,7 @@ def _pieces(paths: Sequence[Path], chunk: int, side: int, stored: Stored
             ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
     """Normalised images with their metadata, at most `chunk` at a time, file by file; the
     images already stored are left out (and not decoded where a whole file is stored)."""
-    for path, root in _expand(paths):
+    for path, root in expand_roots(paths):
         absolute, base = str(path.absolute()), keys.file_key(path, root)
         if path.suffix.lower() == ".npy":
             yield from _npy_pieces(path, absolute, base, chunk, side, stored)
@@ -188,8 +188,8 @@ def _pieces(paths: Sequence[Path], chunk: int, side: int, stored: Stored
 
 def _npy_pieces(path: Path, absolute: str, base: str, chunk: int, side: int, stored: Stored
                 ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
-    raw = _load_npy(path)
-    stacked = _is_stack(raw)
+    raw = load_npy(path)
+    stacked = is_stack(raw)
     if stacked and len(raw) == 0:
         raise InputError(f"{path}: holds no image (shape {raw.shape})")
     for start in range(0, len(raw), chunk) if stacked else range(1):
@@ -209,7 +209,7 @@ def load_one(path: Path, index: int | None = None, frame: int | None = None,
     """One stored image again, as the model saw it: item `index` of a `.npy` stack, `frame` of
     a multi-frame DICOM, or the picture itself."""
     if path.suffix.lower() == ".npy":
-        raw = _load_npy(path)
+        raw = load_npy(path)
         return normalize(raw[index] if index is not None else raw, str(path), side)[0]
     if path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path):
         frames, _ = read_dicom(path)
@@ -336,8 +336,8 @@ def count_inputs(paths: Sequence[Path]) -> int:
     total = 0
     for path in expand_paths(paths):
         if path.suffix.lower() == ".npy":
-            raw = _load_npy(path)
-            total += len(raw) if _is_stack(raw) else 1
+            raw = load_npy(path)
+            total += len(raw) if is_stack(raw) else 1
         elif path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path):
             total += keys.dicom_instance(path)[1]
         else:

@@ -97,6 +97,10 @@ def bench(c: Any, *extra: str, batch: str = "1", threads: str = "1") -> list[str
             "--batch", batch, "--threads", threads, *extra]
 
 
+def pacs(c: Any, url: str, *extra: str) -> list[str]:
+    return ["hash", "--model", c.model, "--db", str(c.tmp / "newdb"), "--source", url, *extra]
+
+
 def garbage_last(c: Any) -> list[str]:
     c.file("out/last.pt", "not a checkpoint")
     return train(c, "--resume")
@@ -145,6 +149,26 @@ OPTIONS: dict[str, Callable[[Any], list[str]]] = {
                                           "--split", "query"],
     "hash-data-and-files": lambda c: on_data("hash", c, c.data, c.good_npy()),
     "hash-split-nosuch": lambda c: on_data("hash", c, c.data, "--split", "nosuch"),
+    "hash-source-ftp": lambda c: pacs(c, "ftp://127.0.0.1/x"),
+    "hash-source-no-host": lambda c: pacs(c, "orthanc+http://"),
+    "hash-source-bad-port": lambda c: pacs(c, "orthanc+http://127.0.0.1:99999"),
+    "hash-source-unreachable": lambda c: pacs(c, "orthanc+http://127.0.0.1:9"),
+    "hash-source-dicomweb-unreachable": lambda c: pacs(c, "dicomweb+http://127.0.0.1:9/dicom-web"),
+    "hash-source-and-files": lambda c: pacs(c, "orthanc+http://127.0.0.1:9", c.good_npy()),
+    "hash-since-without-source": lambda c: ["hash", c.good_npy(), "--model", c.model, "--db", "newdb",
+                                            "--since", "2026-01-01"],
+    "hash-since-not-a-date": lambda c: pacs(c, "orthanc+http://127.0.0.1:9", "--since", "yesterday"),
+    "hash-checkpoint-dicomweb": lambda c: pacs(c, "dicomweb+http://127.0.0.1:9/d", "--checkpoint", "cp.json"),
+    "hash-checkpoint-garbage": lambda c: pacs(c, "orthanc+http://127.0.0.1:9", "--checkpoint",
+                                              c.file("cp.json", "{not json")),
+    "hash-engine-nosuch": lambda c: ["hash", c.good_npy(), "--model", c.model, "--db", "newdb",
+                                     "--engine", "spark"],
+    "hash-workers-0": lambda c: ["hash", c.good_npy(), "--model", c.model, "--db", "newdb",
+                                 "--engine", "ray", "--workers", "0"],
+    "hash-address-local-engine": lambda c: ["hash", c.good_npy(), "--model", c.model, "--db", "newdb",
+                                            "--address", "auto"],
+    "hash-on-error-nosuch": lambda c: ["hash", c.good_npy(), "--model", c.model, "--db", "newdb",
+                                       "--on-error", "ignore"],
     "evaluate-k-abc": lambda c: evaluate(c, "-k", "abc"),
     "evaluate-k-0": lambda c: evaluate(c, "-k", "10,0"),
     "evaluate-k-empty": lambda c: evaluate(c, "-k", ""),

@@ -21,8 +21,8 @@ def test_hash_then_search_json_table_and_montage(synthetic_dataset: Path, traine
     data = json.loads(result.stdout)
     gallery = len(PreparedDataset.open(synthetic_dataset).split("gallery"))
     assert data == {"db": str(db), "count": gallery, "added": gallery, "skipped": 0, "replaced": 0,
-                    "bits": 16,
-                    "created": True}
+                    "bits": 16, "created": True, "failed": 0, "failed_keys": [], "failure_log": None,
+                    "engine": "local"}
 
     query = np.asarray(PreparedDataset.open(synthetic_dataset).split("query").images[0])
     np.save(tmp_path / "query.npy", query)
