@@ -71,9 +71,11 @@ def hash_command(
     on a grown folder adds only the new images. Inputs are all checked before the database
     is touched; an interrupted run keeps the chunks it finished.
     """
+    from dnhcli.ingest.decode import keep_freed_memory
     from dnhcli.retrieval.hashing import HashConfig, hash_into_db
     from dnhcli.stores.locate import location
 
+    keep_freed_memory()
     config = HashConfig(model=model, db=location(db), inputs=tuple(inputs or ()), source=source, data=data,
                         split=split, chunk=chunk, on_duplicate=on_duplicate, engine=engine, workers=workers,
                         threads=threads, address=address, on_error=on_error, failure_log=failure_log,

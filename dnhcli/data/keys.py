@@ -45,7 +45,16 @@ def _digest(path: str, mtime_ns: int, size: int) -> str:
 
 def dicom_instance(path: Path) -> tuple[str | None, int]:
     """A DICOM file's SOPInstanceUID (None if absent or unreadable) and frame count, from its
-    header only."""
+    header only (read once per file version: `dnh hash` counts, then plans)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None, 1
+    return _instance(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _instance(path: str, mtime_ns: int, size: int) -> tuple[str | None, int]:
     import pydicom
 
     try:

@@ -17,6 +17,26 @@ from dnhcli.data.images import load_npy, load_picture, normalize
 from dnhcli.errors import DnhError, InputError
 from dnhcli.ingest.plan import Unit
 
+MMAP_THRESHOLD, TRIM_THRESHOLD = 128 << 20, 256 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep the memory of freed arrays in this process instead of returning it to the
+    system after every image: decoding one 512 x 512 DICOM makes several 1-2 MB temporaries,
+    each otherwise a fresh mmap (about 1,550 page faults and 3 ms of system time per image;
+    about 50 faults with this; docs/BENCHMARKS.md, ingest). Process-wide, so it is called by
+    `dnh hash` and by each Ray worker, not by the library; False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
+
 
 @dataclass
 class Decoded:

@@ -87,16 +87,16 @@ def plan_files(paths: Sequence[Path], known: Known, size: int = SLICE) -> Iterat
     """Units of files and folders (as `dnh hash` reads them: see `dnhcli.data.images`);
     `.npy` stacks in slices of at most `size` images."""
     for path, root in expand_roots(paths):
-        absolute, base = str(path.absolute()), keys.file_key(path, root)
-        suffix = path.suffix.lower()
+        absolute, suffix = str(path.absolute()), path.suffix.lower()
         if suffix == ".npy":
-            yield from _npy_units(path, absolute, base, known, min(size, SLICE))
+            yield from _npy_units(path, absolute, keys.file_key(path, root), known, min(size, SLICE))
             continue
         if suffix in IMAGE_SUFFIXES or not is_dicom(path):
+            base = keys.file_key(path, root)
             kind, names = "picture", [base]
-        else:
+        else:  # the file's digest only where it has no SOPInstanceUID: it reads the whole file
             uid, count = keys.dicom_instance(path)
-            base = f"dicom:{uid}" if uid else base
+            base = f"dicom:{uid}" if uid else keys.file_key(path, root)
             kind, names = "dicom", keys.item_keys(base, count, count > 1)
         keep = np.flatnonzero(~known(names)).tolist()
         if keep:
