@@ -18,8 +18,7 @@ is timed. Each run is paired with one of --small images, its fixed cost: "net" t
 (images - small) / (time - time of the small run). Figures are medians over the rounds with
 their min-max spread. "ceiling" is the decode + encode loop alone in 1 and then 2 plain
 processes at once (no Ray, no planning, no writer): how far 2 cores can scale this work here.
-The model is --model, else runs/demo/export/encoder.onnx, else a 1-epoch model trained and
-exported in the scratch folder.
+The model is --model, else runs/demo/export/encoder.onnx (from `make demo`).
 """
 
 from __future__ import annotations
@@ -27,15 +26,10 @@ from __future__ import annotations
 import os
 import sys
 
-TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(128 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
-if "--tuned-malloc" in sys.argv and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-    # glibc reads these at process start: run again with them (Ray's workers inherit them)
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **TUNED_MALLOC})
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_name] = "1"  # before numpy: one core per engine process (children and Ray inherit it)
 
 import argparse  # noqa: E402
-import functools  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
@@ -49,6 +43,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dnhcli.bench.report import cpu_name  # noqa: E402
+from dnhcli.ingest.ray_engine import RaySettings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "runs" / "demo" / "export" / "encoder.onnx"
@@ -98,28 +93,12 @@ def write_dicoms(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def get_model(given: Path | None, scratch: Path) -> Path:
-    """--model, else the demo export, else a 1-epoch model trained and exported here (ONNX if
-    the export works, else the checkpoint)."""
-    if given is not None:
-        return given
-    if DEMO_MODEL.is_file():
-        return DEMO_MODEL
-    from dnhcli.data.prepare import PrepareConfig, prepare_dataset
-    from dnhcli.training.trainer import Hyperparams, TrainConfig, train
-
-    note("no --model: training a 1-epoch model on the synthetic set")
-    data = scratch / "data"
-    prepare_dataset(PrepareConfig(out=data, synthetic=True, synthetic_per_class=30, seed=0))
-    best = train(TrainConfig(data=data, out=scratch / "model", hparams=Hyperparams(epochs=1, seed=0),
-                             threads=1)).checkpoint
-    try:
-        from dnhcli.deploy.export import ExportConfig, export_model
-
-        return export_model(ExportConfig(model=best, out=scratch / "export", data=data, verify_count=64)).onnx
-    except Exception as exc:  # noqa: BLE001 - without onnx the bench still measures, on the checkpoint
-        note(f"export failed ({type(exc).__name__}), using the checkpoint")
-        return best
+def get_model(given: Path | None) -> Path:
+    """--model, else the demo's exported encoder."""
+    model = given or DEMO_MODEL
+    if not model.is_file():
+        raise SystemExit(f"no model at {model}: give --model, or run `make demo` first")
+    return model
 
 
 def note(text: str) -> None:
@@ -140,28 +119,21 @@ def one_run(model: Path, folder: Path, engine: str, workers: int, on_error: str 
             backend: Any = None) -> dict[str, Any]:
     """One timed `hash_into_db` of `folder` into a fresh database at `db`; also when the first
     encoded batch reached the writer, and this process's CPU seconds (the driver's, for Ray)."""
-    from dnhcli.retrieval import hashing
+    from dnhcli.retrieval.hashing import HashConfig, hash_into_db
 
     shutil.rmtree(db, ignore_errors=True)
-    arrivals: list[float] = []
-    engine_of = hashing._engine
+    arrivals: list[float] = []  # the writer reports progress once per batch it is given
 
-    def timed_engine(*given: Any) -> Any:
-        for batch in engine_of(*given):
-            arrivals.append(time.perf_counter())
-            yield batch
+    def progress(stage: str, done: int, total: int, info: str = "") -> None:
+        arrivals.append(time.perf_counter())
 
-    config = hashing.HashConfig(model=model, db=db, inputs=(folder,), engine=engine, workers=workers,
-                                threads=1, on_error=on_error)
-    hashing._engine = timed_engine  # type: ignore[assignment]
-    try:
-        cpu = resource.getrusage(resource.RUSAGE_SELF)
-        began = time.perf_counter()
-        result = hashing.hash_into_db(config, backend=backend or load_one_thread(model))
-        seconds = time.perf_counter() - began
-        done = resource.getrusage(resource.RUSAGE_SELF)
-    finally:
-        hashing._engine = engine_of  # type: ignore[assignment]
+    config = HashConfig(model=model, db=db, inputs=(folder,), engine=engine, workers=workers, threads=1,
+                        on_error=on_error)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    result = hash_into_db(config, progress, backend=backend or load_one_thread(model))
+    seconds = time.perf_counter() - began
+    done = resource.getrusage(resource.RUSAGE_SELF)
     shutil.rmtree(db, ignore_errors=True)
     return {"seconds": seconds, "first_batch_s": (arrivals[0] - began) if arrivals else None,
             "batches": len(arrivals), "added": result.added, "count": result.count, "failed": result.failed,
@@ -215,7 +187,7 @@ def ceiling(model: Path, paths: list[Path]) -> dict[str, Any]:
         specs = [{"model": str(model), "start_at": start_at, "paths": [str(p) for p in share]}
                  for share in shares]
         with ThreadPoolExecutor(processes) as pool:
-            done = list(pool.map(functools.partial(child, "loop"), specs))
+            done = list(pool.map(lambda spec: child("loop", spec), specs))
         images = sum(d["images"] for d in done)
         out[f"{processes}_process"] = round(images / max(d["seconds"] for d in done), 1)
         out[f"{processes}_process_faults_per_image"] = round(sum(d["minor_faults"] for d in done) / images)
@@ -309,9 +281,8 @@ def span(pair: list[float]) -> str:
 def render(report: dict[str, Any]) -> str:
     lines = [f"{report['cpu']}, {report['cores']} cores; {report['images']} DICOMs {SIDE}x{SIDE} 16-bit, "
              f"{report['rounds']} round(s), model {report['model']} ({report['backend']}, "
-             f"{report['bits']} bits, input {report['input_side']} px)"
-             + (f"; Ray settings {report['ray_settings']}" if report["ray_settings"] else "")
-             + ("; tuned malloc" if report["tuned_malloc"] else ""),
+             f"{report['bits']} bits, input {report['input_side']} px; Ray tasks of "
+             f"{report['units_per_task']} files)",
              f"timed: {report['timed']}", "",
              f"{'config':<14} {'img/s':>7} {'spread':>9} {'fixed s':>8} {'net img/s':>10} {'spread':>9} "
              f"{'1st batch s':>11} {'cpu s':>6} {'faults/img':>10}"]
@@ -353,9 +324,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true",
                         help="one JSON document on stdout (the table on stderr)")
     parser.add_argument("--scratch", type=Path, help="work here (default: a temporary folder)")
-    # experiments: RaySettings fields (--ray-setting units_per_task=32), glibc malloc thresholds
-    parser.add_argument("--ray-setting", action="append", default=[], help=argparse.SUPPRESS)
-    parser.add_argument("--tuned-malloc", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -366,10 +334,9 @@ def main() -> None:
     chosen = [c for c in CONFIGS if c[0] in args.configs.split(",")]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dnh-ingest-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    settings = {key: int(value) for key, value in (item.split("=", 1) for item in args.ray_setting)}
     ray = None
     try:
-        model = get_model(args.model, scratch).absolute()
+        model = get_model(args.model).absolute()
         backend = load_one_thread(model)
         began = time.perf_counter()
         paths = write_dicoms(scratch / "dicoms", args.images)
@@ -381,9 +348,6 @@ def main() -> None:
         if any(c[1] == "ray" for c in chosen):
             from dnhcli.ingest import ray_engine
 
-            if settings:  # the engine builds RaySettings(workers, threads, address): add ours
-                ray_engine.RaySettings = functools.partial(  # type: ignore[misc,assignment]
-                    ray_engine.RaySettings, **settings)  # type: ignore[arg-type]
             ray, _ = ray_engine.start_ray(ray_engine.RaySettings(workers=2, threads=1))
 
         def run(folder: Path, engine: str, workers: int, on_error: str | None) -> dict[str, Any]:
@@ -410,8 +374,7 @@ def main() -> None:
         rows = {name: summarize(name, runs[name], args.images, args.small) for name in runs}
         report = {"cpu": cpu_name(), "cores": os.cpu_count(), "images": args.images, "small": args.small,
                   "rounds": args.rounds, "model": str(model), "backend": backend.name, "bits": backend.bits,
-                  "input_side": backend.input_side, "ray_settings": settings,
-                  "tuned_malloc": "MALLOC_MMAP_THRESHOLD_" in os.environ,
+                  "input_side": backend.input_side, "units_per_task": RaySettings().units_per_task,
                   "timed": "one hash_into_db call per run (planning, decode, encode, writer) into a fresh "
                            "database; local in a new process each run; Ray started once, untimed; actor "
                            f"start-up and model load timed; fixed = a run of {args.small} images; "

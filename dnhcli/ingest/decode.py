@@ -14,7 +14,7 @@ from dnhcli.data import keys, preprocess
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.dicom import read_dicom
 from dnhcli.data.images import load_npy, load_picture, normalize
-from dnhcli.errors import DnhError, InputError
+from dnhcli.errors import InputError
 from dnhcli.ingest.plan import Unit
 
 MMAP_THRESHOLD, TRIM_THRESHOLD = 128 << 20, 256 << 20
@@ -147,5 +147,3 @@ class Decoder:
             return self.decode(unit)
         except InputError as exc:
             return Failure(unit.kept_keys, unit.shown, exc.message, exc.hint)
-        except DnhError:
-            raise

@@ -115,8 +115,7 @@ def _instance(item: dict[str, Any]) -> Instance | None:
         frames = int(_value(item, FRAMES) or 1)
     except (TypeError, ValueError):
         frames = 1
-    return Instance(f"{study}/{series}/{sop}", sop, max(frames, 1),
-                    {"study_instance_uid": study, "series_instance_uid": series})
+    return Instance(f"{study}/{series}/{sop}", sop, max(frames, 1))
 
 
 def _value(item: dict[str, Any], tag: str) -> Any:

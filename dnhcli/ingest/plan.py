@@ -137,9 +137,4 @@ def plan_pacs(source: Any, known: Known, since: datetime | None = None,
         names = keys.item_keys(base, instance.frames, instance.frames > 1)
         keep = np.flatnonzero(~known(names, probe=f"{base}[0]" if instance.frames == 1 else None)).tolist()
         if keep:
-            yield Unit("pacs", instance.ident, f"{source.kind}:{instance.ident}", names, keep, base,
-                       extra={"pacs": source.shown, **instance.meta})
-
-
-def count_images(units: Sequence[Unit]) -> int:
-    return sum(len(unit.keep) for unit in units)
+            yield Unit("pacs", instance.ident, f"{source.kind}:{instance.ident}", names, keep, base)

@@ -255,8 +255,6 @@ def start_ray(settings: RaySettings) -> tuple[Any, bool]:
         raise InputError("--engine ray needs Ray", hint="pip install 'dnhcli[ray]' (ray[data])") from None
     if ray.is_initialized():
         return ray, False
-    import logging
-
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,

@@ -14,9 +14,9 @@ import base64
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from dnhcli.errors import DataError, InputError
@@ -32,13 +32,12 @@ class MissingInstance(InputError):
 
 @dataclass(frozen=True)
 class Instance:
-    """One listed instance: the server's handle to fetch it by, its SOPInstanceUID, its frame
-    count as listed (1 where the listing does not say) and the identifiers kept in metadata."""
+    """One listed instance: the server's handle to fetch it by, its SOPInstanceUID, and its
+    frame count as listed (1 where the listing does not say)."""
 
     ident: str
     uid: str
     frames: int = 1
-    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 class Source(Protocol):
@@ -46,7 +45,7 @@ class Source(Protocol):
     shown: str  # the server's URL without credentials, for messages and metadata
 
     def instances(self, since: datetime | None = None) -> Iterator[Instance]:
-        """Every instance (or those received, for DICOMweb studied, since `since`)."""
+        """Every instance, or those received since `since` (DICOMweb: of studies dated since)."""
         ...
 
     def fetch(self, instance: Instance) -> bytes:
