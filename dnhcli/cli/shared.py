@@ -51,6 +51,12 @@ ModelOpt = Annotated[Path, typer.Option(
     dir_okay=False)]
 DbOpt = Annotated[str, typer.Option(
     "--db", help="A hash database: a folder, or postgresql://user@host:port/dbname[?table=NAME].")]
+RerankOpt = Annotated[bool, typer.Option(
+    "--rerank/--no-rerank", help="Two-stage search: Hamming candidates (-k x --oversample, and the "
+    "whole tie at the cut) re-scored with the vectors stored beside the codes; --no-rerank ranks by "
+    "Hamming distance alone.")]
+OversampleOpt = Annotated[int, typer.Option(
+    "--oversample", help="Stage-1 candidates per result of a two-stage search (1-1000).", min=1, max=1000)]
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:

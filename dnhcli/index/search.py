@@ -199,6 +199,24 @@ def range_search(queries: np.ndarray, codes: np.ndarray, radius: int, threads: i
         return _kernels().range_kernel(qwords, flat, width, min(int(radius), bits), bits, qsplit, dsplit)
 
 
+def topk_ties(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None,
+              engine: Engine = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k nearest codes and the whole tie at the cut: every code whose distance is at most
+    that of the k-th nearest, FAISS-style (lims int64 (Q+1,), distances int32, ids int64), each
+    query's sorted by (distance, id). Stage 1 of a two-stage search (`dnhcli.index.rerank`)."""
+    dist, _ = topk(queries, codes, k, threads, engine)
+    nq = len(queries)
+    if dist.shape[1] == 0:
+        return np.zeros(nq + 1, np.int64), np.empty(0, np.int32), np.empty(0, np.int64)
+    cut = dist[:, -1].astype(np.int64)
+    lims, found, ids = range_search(queries, codes, int(cut.max()), threads, engine)
+    row = np.repeat(np.arange(nq), np.diff(lims))
+    keep = found <= cut[row]
+    out = np.zeros(nq + 1, np.int64)
+    np.cumsum(np.bincount(row[keep], minlength=nq), out=out[1:])
+    return out, found[keep], ids[keep]
+
+
 def warm_up() -> None:
     """Compile the kernels into numba's cache (or load them from it) for the array kinds the
     database passes: writable arrays and read-only memory maps. `make setup` calls this, so

@@ -9,16 +9,19 @@ from typing import Any
 import numpy as np
 
 from dnhcli.index.codes import codes_from_continuous
+from dnhcli.index.rerank import quantize_vectors
 from dnhcli.ingest.decode import Decoded, Decoder, Failure
 from dnhcli.ingest.plan import Unit
 
 
 @dataclass
 class Encoded:
-    """Whole units hashed: packed codes (n, bits/8) with their metadata, which rows had their
-    keys made anew from the pixels (`Decoded.replanned`), and the units that failed."""
+    """Whole units hashed: packed codes (n, bits/8), re-rank vectors (n, bits) int8, their
+    metadata, which rows had their keys made anew from the pixels (`Decoded.replanned`), and
+    the units that failed."""
 
     codes: np.ndarray
+    vectors: np.ndarray
     metadata: list[dict[str, Any]]
     replanned: np.ndarray
     failures: list[Failure] = field(default_factory=list)
@@ -27,11 +30,13 @@ class Encoded:
 def encode_decoded(decoded: list[Decoded], failures: list[Failure], backend: Any, bits: int) -> Encoded:
     """One batch of decoded units through the encoder."""
     if not decoded:
-        return Encoded(np.zeros((0, bits // 8), np.uint8), [], np.zeros(0, bool), failures)
+        return Encoded(np.zeros((0, bits // 8), np.uint8), np.zeros((0, bits), np.int8), [],
+                       np.zeros(0, bool), failures)
     images = np.concatenate([d.images for d in decoded])
-    codes = codes_from_continuous(backend.encode(images))
+    h = backend.encode(images)
     replanned = np.concatenate([np.full(len(d.images), d.replanned) for d in decoded])
-    return Encoded(codes, [m for d in decoded for m in d.metadata], replanned, failures)
+    return Encoded(codes_from_continuous(h), quantize_vectors(h), [m for d in decoded for m in d.metadata],
+                   replanned, failures)
 
 
 def run_local(units: Iterable[Unit], decoder: Decoder, backend: Any, chunk: int) -> Iterator[Encoded]:

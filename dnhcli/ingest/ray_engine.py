@@ -120,8 +120,10 @@ class EncoderWorker:
         rows = len(encoded.codes) + len(failures)
         codes = np.zeros((rows, encoded.codes.shape[1]), np.uint8)
         codes[:len(encoded.codes)] = encoded.codes
+        vectors = np.zeros((rows, encoded.vectors.shape[1]), np.int8)
+        vectors[:len(encoded.vectors)] = encoded.vectors
         meta = [json.dumps(m) for m in encoded.metadata] + [json.dumps(f.to_json()) for f in failures]
-        return {"codes": codes, "meta": np.array(meta, dtype=object),
+        return {"codes": codes, "vectors": vectors, "meta": np.array(meta, dtype=object),
                 "ok": np.arange(rows) < len(encoded.codes),
                 "replanned": np.concatenate([encoded.replanned, np.zeros(len(failures), np.bool_)])}
 
@@ -242,7 +244,8 @@ def _encoded(batch: dict[str, np.ndarray], bits: int) -> Encoded:
     texts = [str(t) for t in batch["meta"]]
     failures = [Failure(**json.loads(t)) for t, good in zip(texts, ok) if not good]
     codes = np.asarray(batch["codes"], np.uint8).reshape(len(ok), bits // 8)[ok]
-    return Encoded(codes, [json.loads(t) for t, good in zip(texts, ok) if good],
+    vectors = np.asarray(batch["vectors"], np.int8).reshape(len(ok), bits)[ok]
+    return Encoded(codes, vectors, [json.loads(t) for t, good in zip(texts, ok) if good],
                    np.asarray(batch["replanned"], bool)[ok], failures)
 
 

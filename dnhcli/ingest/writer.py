@@ -59,12 +59,12 @@ class Writer:
         self.open_database, self.known, self.chunk, self.replace = open_database, known, chunk, replace
         self.progress, self.total = progress, total
         self.database: Any = None
-        self.pending: list[tuple[np.ndarray, list[dict[str, Any]]]] = []
+        self.pending: list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]] = []
         self.size = self.added = self.replaced = self.failed = 0
 
     def feed(self, batch: Encoded) -> None:
         self.failed += sum(len(f.keys) for f in batch.failures)
-        codes, metadata = batch.codes, batch.metadata
+        codes, vectors, metadata = batch.codes, batch.vectors, batch.metadata
         if batch.replanned.any():  # keys made from the pixels: not checked against the store yet
             keep = ~batch.replanned
             rows = np.flatnonzero(batch.replanned)
@@ -77,9 +77,9 @@ class Writer:
                 keep[row] = not known and key not in self.known.seen
                 self.known.seen.add(key)
                 self.known.skipped += int(not keep[row])
-            codes, metadata = codes[keep], [m for m, k in zip(metadata, keep) if k]
+            codes, vectors, metadata = codes[keep], vectors[keep], [m for m, k in zip(metadata, keep) if k]
         if len(codes):
-            self.pending.append((codes, metadata))
+            self.pending.append((codes, vectors, metadata))
             self.size += len(codes)
         if self.size >= self.chunk:
             self.commit()
@@ -92,12 +92,13 @@ class Writer:
         if self.database is None:
             self.database = self.open_database()
         codes = np.concatenate([p[0] for p in self.pending])
-        metadata = [m for p in self.pending for m in p[1]]
+        vectors = np.concatenate([p[1] for p in self.pending]) if self.database.has_vectors else None
+        metadata = [m for p in self.pending for m in p[2]]
         if self.replace:  # a delete, then the append: a crash between them leaves the old item deleted
             old = self.database.find([m["key"] for m in metadata])
             if (old >= 0).any():
                 self.replaced += len(self.database.delete(old[old >= 0]))
-        self.database.add(codes, metadata)
+        self.database.add(codes, metadata, vectors)
         self.added += len(codes)
         self.pending, self.size = [], 0
         self._report()

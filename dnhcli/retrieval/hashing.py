@@ -148,7 +148,7 @@ def open_or_create(db: Path | str, backend: Backend) -> tuple[Store, bool]:
     with tempfile.TemporaryDirectory(prefix="dnh-model-") as scratch:
         model_file = _exported(backend, Path(scratch) / "encoder.onnx")
         return create_store(db, backend.bits, model_fingerprint=backend.fingerprint,
-                            model_info=backend.info, model_file=model_file), True
+                            model_info=backend.info, model_file=model_file, vectors=True), True
 
 
 def _exported(backend: Backend, scratch: Path) -> Path | None:

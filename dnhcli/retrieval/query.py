@@ -1,4 +1,6 @@
-"""`search`: query images -> the nearest stored items by Hamming distance, with metadata."""
+"""`search`: query images -> the nearest stored items, with metadata: two-stage by default (Hamming
+candidates re-scored with the stored re-rank vectors, `dnhcli.index.rerank`), by Hamming distance
+alone with `rerank=False`, for a radius, or for a database written before re-rank vectors."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from dnhcli.data.images import CHUNK, iter_files
 from dnhcli.deploy.backends import Backend, load_backend
 from dnhcli.errors import InputError
 from dnhcli.index.codes import codes_from_continuous
+from dnhcli.index.rerank import DEFAULT_OVERSAMPLE, check_oversample
 from dnhcli.stores import open_store
 from dnhcli.stores.hashdb import HashDB
 from dnhcli.stores.locate import shown
+from dnhcli.stores.two_stage import no_vectors_notice
 
-RESULT_KEYS = ("rank", "distance", "id", "source", "organ", "disease")
+RESULT_KEYS = ("rank", "distance", "score", "id", "source", "organ", "disease")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class SearchConfig:
     radius: int | None = None
     tie_break: str = "insertion-order"
     chunk: int = CHUNK  # query images encoded and ranked at a time: bounds memory
+    rerank: bool = True  # two-stage where the database stores re-rank vectors
+    oversample: int = DEFAULT_OVERSAMPLE
 
 
 TIE_BREAKS = ("insertion-order", "asymmetric")
@@ -51,19 +57,30 @@ class SearchResult:
     seconds: float
     queries: list[QueryResult] = field(default_factory=list)
     tie_break: str = "insertion-order"
+    rerank: bool = False  # whether the results were re-scored (two-stage)
+    oversample: int = DEFAULT_OVERSAMPLE
+    notices: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"db": shown(self.db), "bits": self.bits, "k": self.k, "radius": self.radius,
-                "tie_break": self.tie_break, "seconds": round(self.seconds, 6),
+                "tie_break": self.tie_break, "rerank": self.rerank, "oversample": self.oversample,
+                "notices": self.notices, "seconds": round(self.seconds, 6),
                 "queries": [{"query": q.query, "results": q.results} for q in self.queries]}
 
 
-def result_rows(db: HashDB, distances: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
+def result_rows(db: HashDB, distances: np.ndarray, ids: np.ndarray, scores: np.ndarray | None = None
+                ) -> list[dict[str, Any]]:
+    """Result rows: rank, Hamming distance, the re-rank score (None for a Hamming-only search),
+    id and the item's metadata."""
     rows = []
-    for rank, (distance, item, meta) in enumerate(zip(distances.tolist(), ids.tolist(),
-                                                      db.metadata(ids)), start=1):
+    found = ids >= 0  # a two-stage row may be padded where a query had fewer candidates
+    distances, ids = distances[found], ids[found]
+    score = scores[found].tolist() if scores is not None else [None] * len(ids)
+    for rank, (distance, s, item, meta) in enumerate(zip(distances.tolist(), score, ids.tolist(),
+                                                         db.metadata(ids)), start=1):
         extra = {k: v for k, v in meta.items() if k not in RESULT_KEYS}
-        rows.append({"rank": rank, "distance": int(distance), "id": int(item),
+        rows.append({"rank": rank, "distance": int(distance),
+                     "score": None if s is None else round(float(s), 6), "id": int(item),
                      "source": meta.get("source"), "organ": meta.get("organ"),
                      "disease": meta.get("disease"), **extra})
     return rows
@@ -76,7 +93,7 @@ def search(config: SearchConfig, backend: Backend | None = None) -> SearchResult
     within it (at most k). Holds every result; `iter_search` streams them."""
     began = time.perf_counter()
     result = SearchResult(db=config.db, bits=0, k=config.k, radius=config.radius, seconds=0.0,
-                          tie_break=config.tie_break)
+                          tie_break=config.tie_break, oversample=config.oversample)
     for query in iter_search(config, backend, result):
         result.queries.append(query)
     result.seconds = time.perf_counter() - began
@@ -87,7 +104,7 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
                 header: SearchResult | None = None) -> Iterator[QueryResult]:
     """The results of `search`, query by query, with `config.chunk` query images in memory at
     a time. Every input is checked before the first result, so a bad file fails the whole
-    search up front; `header.bits` is set once the database is open."""
+    search up front; `header.bits`, `.rerank` and `.notices` are set once the database is open."""
     if config.tie_break not in TIE_BREAKS:
         raise InputError(f"--tie-break must be one of {', '.join(TIE_BREAKS)}, got {config.tie_break!r}")
     if config.k < 1:
@@ -96,19 +113,29 @@ def iter_search(config: SearchConfig, backend: Backend | None = None,
         raise InputError(f"--radius must be zero or positive, got {config.radius}")
     if config.chunk < 1:
         raise InputError(f"--chunk must be at least 1, got {config.chunk}")
+    check_oversample(config.oversample)
     backend = backend or load_backend(config.model or stored_model(config.db))
     for _ in iter_files(config.queries, config.chunk, backend.input_side):
         pass  # a first, streamed pass checks every file before any result is given
     with open_store(config.db) as db:
         db.check_model(backend.bits, backend.fingerprint)
+        two_stage = config.rerank and config.radius is None and db.has_vectors
         if header is not None:
-            header.bits = db.bits
-        live = db.live_ids() if config.tie_break == "asymmetric" and db.live else None
+            header.bits, header.rerank = db.bits, two_stage
+            if config.rerank and not db.has_vectors:
+                header.notices.append(no_vectors_notice(shown(config.db)))
+        live = (db.live_ids() if config.tie_break == "asymmetric" and db.live and not two_stage
+                else None)
         stored = db.codes()[live] if live is not None else None  # deleted items left out
         for chunk in iter_files(config.queries, config.chunk, backend.input_side):
             h = backend.encode(chunk.images)
             codes = codes_from_continuous(h)
             per_query: Sequence[tuple[np.ndarray, np.ndarray]]
+            if two_stage:
+                hamming, score, ids = db.search_two_stage(codes, h, config.k, config.oversample)
+                for image, meta, d, s, i in zip(chunk.images, chunk.metadata, hamming, score, ids):
+                    yield QueryResult(query=meta["source"], image=image, results=result_rows(db, d, i, s))
+                continue
             if stored is not None and live is not None:
                 per_query = [(d, live[i]) for d, i in ranked_asymmetric(stored, codes, h, config.k,
                                                                         config.radius)]

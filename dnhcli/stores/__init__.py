@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dnhcli.errors import InputError
 from dnhcli.stores.locate import is_url, shown
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def store_exists(where: str | Path) -> bool:
@@ -39,35 +42,45 @@ def create_store(
     model_fingerprint: str | None = None,
     model_info: dict[str, Any] | None = None,
     model_file: Path | None = None,
+    vectors: bool = False,
 ) -> Any:
+    """A new, empty database at `where`; with `vectors`, one that stores re-rank vectors."""
     if is_url(where):
         from dnhcli.stores.postgres import PostgresStore
 
-        return PostgresStore.create(str(where), bits, model_fingerprint, model_info, model_file)
+        return PostgresStore.create(str(where), bits, model_fingerprint, model_info, model_file,
+                                    vectors=vectors)
     from dnhcli.stores.hashdb import HashDB
 
-    return HashDB.create(where, bits, model_fingerprint, model_info, model_file)
+    return HashDB.create(where, bits, model_fingerprint, model_info, model_file, vectors=vectors)
 
 
 def copy_store(src: str | Path, dst: str | Path, chunk: int = 20_000,
-               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Copy every live item of `src` (codes, keys, metadata, in id order) and its model into a
-    new database at `dst`, folder or PostgreSQL, in appends of `chunk` items. Ids are given
-    anew, densely: a source with deletions gets new ids (keys stay the way to name an item)."""
+               progress: Callable[[str, int, int], None] | None = None,
+               vectors_for: Callable[[list[dict[str, Any]]], np.ndarray] | None = None
+               ) -> dict[str, Any]:
+    """Copy every live item of `src` (codes, keys, metadata, re-rank vectors, in id order) and its
+    model into a new database at `dst`, folder or PostgreSQL, in appends of `chunk` items. Ids are
+    given anew, densely: a source with deletions gets new ids (keys stay the way to name an item).
+    `vectors_for(records)` gives the vectors of a source that stores none (an upgrade)."""
     if store_exists(dst):
         raise InputError(f"a hash database already exists at {shown(dst)}",
                          hint="copy into a new folder or table (?table=NAME)")
     with open_store(src) as source:
         live = source.live_ids()
         codes = source.codes()
+        vectors = source.has_vectors or vectors_for is not None
         target = create_store(dst, source.bits, source.model_fingerprint, source.model_info,
-                              source.model_path)
+                              source.model_path, vectors=vectors)
         with target:
             for start in range(0, len(live), chunk):
                 ids = live[start : start + chunk]
                 records = [{k: v for k, v in meta.items() if k != "id"} for meta in source.metadata(ids)]
-                target.add(codes[ids], records)
+                added = (source.vectors(ids) if source.has_vectors else
+                         vectors_for(records) if vectors_for is not None else None)
+                target.add(codes[ids], records, added)
                 if progress is not None:
                     progress("copy items", start + len(ids), len(live))
             return {"src": shown(src), "dst": shown(dst), "count": target.live, "bits": target.bits,
+                    "rerank": target.has_vectors,
                     "renumbered": bool(len(live)) and int(live[-1]) != len(live) - 1}

@@ -25,6 +25,7 @@ import numpy as np
 
 from dnhcli.errors import DataError, InputError
 from dnhcli.index.codes import validate_bits
+from dnhcli.index.rerank import rerank_spec
 from dnhcli.manifest import canonical_json, fsync_dir, package_versions
 from dnhcli.stores.deletions import (
     DELETED_NAME,
@@ -34,8 +35,8 @@ from dnhcli.stores.deletions import (
     read_deleted,
     write_deleted,
 )
-from dnhcli.stores.lock import DatabaseLockedError as DatabaseLockedError  # re-exported
-from dnhcli.stores.lock import acquire_write_lock, release_write_lock
+from dnhcli.stores.locate import DatabaseLockedError as DatabaseLockedError  # re-exported
+from dnhcli.stores.locate import acquire_write_lock, release_write_lock
 from dnhcli.stores.metadata import encode_metadata, item_keys
 from dnhcli.stores.reader import HashDBReader, refuse_bad_appends
 from dnhcli.stores.segments import (
@@ -109,10 +110,12 @@ class HashDB(HashDBReader):
     # ---- opening and closing -------------------------------------------------------------
     @classmethod
     def create(cls, path: Path | str, bits: int, model_fingerprint: str | None = None,
-               model_info: dict[str, Any] | None = None, model_file: Path | None = None) -> HashDB:
+               model_info: dict[str, Any] | None = None, model_file: Path | None = None,
+               vectors: bool = False) -> HashDB:
         """Create an empty database in a new or empty folder; it holds the write lock.
         `model_file` (an exported encoder.onnx) is stored in it, so that it can be searched
-        without naming the model."""
+        without naming the model; with `vectors`, every item stores a re-rank vector
+        (`dnhcli.index.rerank`) and searches can be two-stage."""
         path, bits = Path(path), validate_bits(bits)
         if model_fingerprint is not None and not isinstance(model_fingerprint, str):
             raise InputError(f"model fingerprint must be a string, got {type(model_fingerprint).__name__}")
@@ -145,7 +148,8 @@ class HashDB(HashDBReader):
                     "code_bytes": bits // 8, "bit_order": BIT_ORDER, "count": 0,
                     "model_fingerprint": model_fingerprint, "model_info": model_info,
                     "created": _now(), "checksum": "crc32", "next_segment": 0, "segments": [],
-                    **({"model_file": stored} if stored else {})}
+                    **({"model_file": stored} if stored else {}),
+                    **({"rerank": rerank_spec(bits)} if vectors else {})}
         db._commit(manifest)
         fsync_dir(path.absolute().parent)
         return db
@@ -177,14 +181,16 @@ class HashDB(HashDBReader):
         return f"HashDB({str(self.path)!r}, bits={self.bits}, count={len(self)})"
 
     # ---- writing -------------------------------------------------------------------------
-    def add(self, packed_codes: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None
-            ) -> np.ndarray:
-        """Append codes (N, bits/8) uint8 and one metadata dict each; returns their ids (int64).
+    def add(self, packed_codes: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None,
+            vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append codes (N, bits/8) uint8, one metadata dict each and, in a database that stores
+        them, re-rank vectors (N, bits) int8; returns their ids (int64).
 
         Metadata values must be JSON-able (numpy values and paths are converted); "id" is
         assigned by the database and, if given, must equal the id the item gets.
         """
         codes = self._check_codes(packed_codes, "codes to add")
+        vectors = self._check_vectors(vectors, len(codes))
         records, given = encode_metadata(metadata, len(codes))
         keys = item_keys(metadata, len(codes))
         self._start_writing()
@@ -193,7 +199,7 @@ class HashDB(HashDBReader):
         if len(codes) == 0:
             return np.zeros(0, np.int64)
         name = segment_name(self._manifest["next_segment"])
-        facts = self._write(lambda: write_segment(self.path, name, codes, records, keys), name)
+        facts = self._write(lambda: write_segment(self.path, name, codes, records, keys, vectors), name)
         entry = {"name": name, "start": start, "count": len(codes), "files": facts}
         self._commit({**self._manifest, "count": start + len(codes), "next_segment":
                       self._manifest["next_segment"] + 1, "segments": [*self._manifest["segments"], entry]},
@@ -246,7 +252,8 @@ class HashDB(HashDBReader):
             segment = self._segments[int(np.searchsorted(self._starts, item, side="right")) - 1]
             local = item - segment.start
             begin, end = int(segment.offsets[local]), int(segment.offsets[local + 1])
-            if segment.meta[begin:end].tobytes() != PURGED or segment.codes[local].any():
+            if segment.meta[begin:end].tobytes() != PURGED or segment.codes[local].any() or (
+                    segment.vectors is not None and segment.vectors[local].any()):
                 return True
         return False
 

@@ -1,4 +1,7 @@
-"""Where a database lives: a folder, or a PostgreSQL URL (never taken as a folder name).
+"""Where a database lives: a folder, or a PostgreSQL URL (never taken as a folder name); and the
+one-writer lock of a folder (`flock` on `.lock`, which also holds the writer's pid so that a refused
+writer can say who holds it; the kernel drops an flock when its holder's descriptor closes, so a
+writer that crashes never leaves the database locked).
 
 Every command's `--db` goes through `location()`; `dnhcli.stores.open_store` and
 `create_store` then give the store that lives there. `connect` opens a PostgreSQL URL.
@@ -6,6 +9,8 @@ Every command's `--db` goes through `location()`; `dnhcli.stores.open_store` and
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -97,3 +102,41 @@ def connect(url: str) -> Any:
             f"cannot connect to PostgreSQL at {redact(url)}: {reason}",
             hint="is the server running and the URL right (user, host, port, database)?",
         ) from None
+
+
+# ---- the write lock of a folder ----------------------------------------------------------
+LOCK_FILE = ".lock"
+
+
+class DatabaseLockedError(DataError):
+    """Another process (or another open HashDB) is writing to the database."""
+
+
+def acquire_write_lock(folder: Path) -> int:
+    """Take the folder's write lock without waiting; its file descriptor, or
+    DatabaseLockedError naming the holder's pid."""
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DataError(f"cannot write to hash database {folder}: {exc.strerror}",
+                        hint="check the folder's permissions") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        raise DatabaseLockedError(
+            f"hash database {folder} is being written by {who}; only one writer at a time",
+            hint="wait for that writer to finish (or close the other HashDB), then retry") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    except OSError:
+        pass  # the pid is only a courtesy for a refused writer's message (e.g. a full disk)
+    return fd
+
+
+def release_write_lock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -84,3 +85,19 @@ def item_keys(metadata: Sequence[Mapping[str, Any]] | None, n: int) -> list[str 
         twice = next(k for k in given if k in seen or seen.add(k))  # type: ignore[func-returns-value]
         raise InputError(f"key {twice!r} is given twice in one batch", hint="keys are unique")
     return keys
+
+
+# the key index of a segment: (blake2b-64 of the key, local index), sorted
+KEY_DTYPE = np.dtype([("hash", "<u8"), ("local", "<u8")])
+
+
+def key_hash(key: str) -> int:
+    """The 64-bit hash a key is indexed by (collisions are resolved by the stored key)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def key_index(keys: Sequence[str | None], base: int = 0) -> np.ndarray:
+    """The sorted key index of items whose key is given (local index = base + position)."""
+    rows = [(key_hash(k), base + i) for i, k in enumerate(keys) if k is not None]
+    index = np.array(rows, dtype=KEY_DTYPE) if rows else np.zeros(0, KEY_DTYPE)
+    return np.sort(index, order=("hash", "local"))

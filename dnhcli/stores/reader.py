@@ -14,9 +14,12 @@ import numpy as np
 
 from dnhcli.errors import DataError, InputError, ModelError
 from dnhcli.index.chunks import ChunkIndex
+from dnhcli.index.rerank import check_vectors
 from dnhcli.stores.deletions import is_deleted
+from dnhcli.stores.locate import shown
 from dnhcli.stores.segment_search import check_packed, range_search_segments, search_segments
 from dnhcli.stores.segments import Segment
+from dnhcli.stores.two_stage import NO_VECTORS_HINT, TwoStageSearch
 
 
 def checked_ids(ids: Sequence[int] | np.ndarray, count: int) -> np.ndarray:
@@ -92,8 +95,25 @@ class StoreFacts:
     def model_info(self) -> dict[str, Any]:
         return copy.deepcopy(self._manifest["model_info"] or {})
 
+    @property
+    def has_vectors(self) -> bool:
+        """Whether every item stores a re-rank vector (databases written before them do not)."""
+        return bool(self._manifest.get("rerank"))
 
-class HashDBReader(StoreFacts):
+    def _check_vectors(self, vectors: Any, count: int) -> np.ndarray | None:
+        """Vectors to add, checked against what this database stores (InputError otherwise)."""
+        if not self.has_vectors:
+            if vectors is not None:
+                raise InputError(f"the hash database {shown(self.path)} stores no re-rank vectors",
+                                 hint="leave the vectors out, or upgrade it with `dnh db upgrade`")
+            return None
+        if vectors is None:
+            raise InputError(f"the hash database {shown(self.path)} stores a re-rank vector per item",
+                             hint="pass vectors= (dnhcli.index.rerank.quantize_vectors of the codes h)")
+        return check_vectors(vectors, count, self.bits)
+
+
+class HashDBReader(StoreFacts, TwoStageSearch):
     """What every open database can do without the write lock (`HashDB` adds writing)."""
 
     path: Path
@@ -166,6 +186,7 @@ class HashDBReader(StoreFacts):
                           "source": model.get("checkpoint") or model.get("model"),
                           "stored": str(self.model_path) if self.model_path else None},
                 "created": self._manifest.get("created"), "updated": self._manifest.get("updated"),
+                "rerank": self._manifest.get("rerank"),
                 "segments": self.segment_count, "files": len(files),
                 "bytes": sum(p.stat().st_size for p in files)}
 
@@ -282,6 +303,23 @@ class HashDBReader(StoreFacts):
         for item, s in zip(wanted.tolist(), where.tolist()):
             segment = self._segments[s]
             out.append({"id": item, **segment.record(item - segment.start)})
+        return out
+
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The re-rank vectors of `ids` (1-D), (len(ids), bits) int8, in the order given."""
+        self._check_open()
+        wanted = checked_ids(ids, len(self))
+        if not self.has_vectors:
+            raise InputError(f"the hash database {self.path} stores no re-rank vectors", hint=NO_VECTORS_HINT)
+        gone = wanted[is_deleted(self._deleted, wanted)]
+        if gone.size:
+            raise InputError(f"item {gone[0]} was deleted from the hash database {self.path}")
+        out = np.empty((len(wanted), self.bits), np.int8)
+        where = np.searchsorted(self._starts, wanted, side="right") - 1
+        for s in np.unique(where).tolist():
+            rows = np.flatnonzero(where == s)
+            segment = self._segments[s]
+            out[rows] = segment.vectors[wanted[rows] - segment.start]
         return out
 
     def find(self, keys: Sequence[str]) -> np.ndarray:

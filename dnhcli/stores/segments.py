@@ -1,18 +1,13 @@
-"""The files of a hash database: segments (written, memory-mapped, verified), the manifest
-(read and checked) and the metadata lines (encoded).
+"""The files of a hash database: segments (written, memory-mapped, verified) and the manifest.
 
-A segment holds the codes and metadata of a contiguous id range `start .. start+count-1`
-in three files (see `dnhcli.stores.hashdb` for the whole layout and the crash-safety
-argument); files are written once, fsynced, and never modified afterwards.
-
-The test hook `crash_point` kills the process with SIGKILL when the environment
-variable `DNH_TEST_CRASH_AT` names the point reached; the tests use it to show that
-an append or a compaction killed at any of these points leaves a consistent database.
+A segment holds the codes, metadata, key index and (format 3, where the database stores them)
+re-rank vectors of the ids `start .. start+count-1` (layout and crash safety: `dnhcli.stores.hashdb`);
+files are written once, fsynced, never modified. `crash_point` SIGKILLs the process when
+`DNH_TEST_CRASH_AT` names the point reached (the crash tests).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import os
@@ -28,20 +23,24 @@ import numpy as np
 
 from dnhcli.errors import DataError
 from dnhcli.manifest import canonical_json, json_digest
+from dnhcli.stores.metadata import KEY_DTYPE, key_hash, key_index
 
 FORMAT = "dnh-hashdb"
-FORMAT_VERSION = 2  # 2 added the keys file; version-1 databases are read and upgraded on write
-READABLE_VERSIONS = (1, 2)
+# 2 added the keys file, 3 the re-rank vectors file (in databases that store vectors); older
+# databases are read and upgraded on write
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 CRASH_ENV = "DNH_TEST_CRASH_AT"
 SEGMENT_NAME = re.compile(r"^seg-\d{6}$")
 # kind -> file suffix; the manifest records bytes and crc32 per kind
-SUFFIXES = {"codes": ".codes", "meta": ".meta.jsonl", "offsets": ".meta.idx", "keys": ".keys"}
+SUFFIXES = {"codes": ".codes", "meta": ".meta.jsonl", "offsets": ".meta.idx", "keys": ".keys",
+            "vectors": ".vec"}
+PLAIN_KINDS = {"codes", "meta", "offsets", "keys"}  # a segment without re-rank vectors
 LEGACY_KINDS = {"codes", "meta", "offsets"}  # a segment written by format version 1 (no keys)
+KIND_SETS = (set(SUFFIXES), PLAIN_KINDS, LEGACY_KINDS)
 OFFSET_DTYPE = np.dtype("<u8")
-# the key index of a segment: (blake2b-64 of the key, local index), sorted
-KEY_DTYPE = np.dtype([("hash", "<u8"), ("local", "<u8")])
 _CHUNK = 8 << 20
 _CORRUPT_HINT = "the database was damaged or edited; rebuild it (e.g. `dnh hash` again)"
 
@@ -57,20 +56,8 @@ def segment_name(number: int) -> str:
 
 
 def segment_files(folder: Path, name: str, kinds: Any = SUFFIXES) -> dict[str, Path]:
-    """The file paths of segment `name`, keyed by kind (all four unless `kinds` is given)."""
+    """The file paths of segment `name`, keyed by kind (every kind unless `kinds` is given)."""
     return {kind: folder / f"{name}{SUFFIXES[kind]}" for kind in SUFFIXES if kind in kinds}
-
-
-def key_hash(key: str) -> int:
-    """The 64-bit hash a key is indexed by (collisions are resolved by the stored key)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def key_index(keys: Sequence[str | None], base: int = 0) -> np.ndarray:
-    """The sorted key index of items whose key is given (local index = base + position)."""
-    rows = [(key_hash(k), base + i) for i, k in enumerate(keys) if k is not None]
-    index = np.array(rows, dtype=KEY_DTYPE) if rows else np.zeros(0, KEY_DTYPE)
-    return np.sort(index, order=("hash", "local"))
 
 
 def is_segment_file(filename: str) -> bool:
@@ -121,10 +108,10 @@ def join_lines(records: list[bytes]) -> tuple[bytes, np.ndarray]:
 
 
 def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[bytes],
-                  keys: Sequence[str | None]) -> dict[str, Any]:
-    """Write a new segment from in-memory codes, encoded metadata lines and each item's key (or
-    None); returns its files' facts."""
-    paths = segment_files(folder, name)
+                  keys: Sequence[str | None], vectors: np.ndarray | None = None) -> dict[str, Any]:
+    """Write a new segment from in-memory codes, encoded metadata lines, each item's key (or
+    None) and, in a database that stores them, re-rank vectors; returns its files' facts."""
+    paths = segment_files(folder, name, PLAIN_KINDS if vectors is None else SUFFIXES)
     lines, offsets = join_lines(records)
     facts: dict[str, Any] = {}
     codes = np.ascontiguousarray(codes)
@@ -144,6 +131,10 @@ def write_segment(folder: Path, name: str, codes: np.ndarray, records: list[byte
     writer = FileWriter(paths["keys"])
     writer.write(key_index(keys))
     facts["keys"] = writer.finish()
+    if vectors is not None:
+        writer = FileWriter(paths["vectors"])
+        writer.write(np.ascontiguousarray(vectors))
+        facts["vectors"] = writer.finish()
     return facts
 
 
@@ -151,11 +142,12 @@ def merge_segments(folder: Path, name: str, sources: list[Segment],
                    purge: np.ndarray | None = None) -> dict[str, Any]:
     """Write a new segment holding `sources` back to back (streamed, ids in order). Items whose
     id is in the sorted `purge` keep their id but lose their data: a zero code, the metadata
-    line `{"deleted":true}` and no key."""
-    paths = segment_files(folder, name)
+    line `{"deleted":true}`, no key and a zero re-rank vector."""
+    vectors = sources[0].vectors is not None
+    paths = segment_files(folder, name, SUFFIXES if vectors else PLAIN_KINDS)
     parts = [_part(source, purge) for source in sources]
     facts: dict[str, Any] = {}
-    for kind in ("codes", "meta"):
+    for kind in ("codes", "meta", "vectors") if vectors else ("codes", "meta"):
         writer = FileWriter(paths[kind])
         for part in parts:
             for block in part[kind]():
@@ -189,16 +181,21 @@ def _part(source: Segment, purge: np.ndarray | None) -> dict[str, Any]:
     if not len(local):
         return {"codes": lambda: _read_blocks(source.paths["codes"]),
                 "meta": lambda: _read_blocks(source.paths["meta"]),
+                "vectors": lambda: _read_blocks(source.paths["vectors"]),
                 "offsets": source.offsets, "keys": source.keys}
     codes = np.array(source.codes)
     codes[local] = 0
+    vectors = np.array(source.vectors) if source.vectors is not None else None
+    if vectors is not None:
+        vectors[local] = 0
     gone = np.isin(np.arange(source.count), local)
     lines = [b'{"deleted":true}\n' if gone[i] else
              source.meta[int(source.offsets[i]):int(source.offsets[i + 1])].tobytes()
              for i in range(source.count)]
     meta, offsets = join_lines(lines)
     keys = source.keys[~gone[source.keys["local"].astype(np.int64)]] if len(source.keys) else source.keys
-    return {"codes": lambda: [codes], "meta": lambda: [meta], "offsets": offsets, "keys": keys}
+    return {"codes": lambda: [codes], "meta": lambda: [meta], "vectors": lambda: [vectors],
+            "offsets": offsets, "keys": keys}
 
 
 def _read_blocks(path: Path) -> Iterator[bytes]:
@@ -236,6 +233,7 @@ class Segment:
     meta: np.ndarray  # uint8 JSON lines
     offsets: np.ndarray  # (count + 1,) little-endian uint64
     keys: np.ndarray  # KEY_DTYPE, sorted by hash; empty for a segment of format version 1
+    vectors: np.ndarray | None  # (count, bits) int8 re-rank vectors, or None (not stored)
 
     @classmethod
     def open(cls, folder: Path, entry: dict[str, Any], code_bytes: int) -> Segment:
@@ -248,7 +246,8 @@ class Segment:
         paths = segment_files(folder, name, entry["files"])
         expected = {"codes": count * code_bytes, "offsets": (count + 1) * OFFSET_DTYPE.itemsize,
                     "meta": entry["files"]["meta"]["bytes"],
-                    "keys": entry["files"].get("keys", {}).get("bytes", 0)}
+                    "keys": entry["files"].get("keys", {}).get("bytes", 0),
+                    "vectors": count * code_bytes * 8}
         for kind, path in paths.items():
             size = path.stat().st_size
             if size != expected[kind] or entry["files"][kind]["bytes"] != expected[kind]:
@@ -259,10 +258,12 @@ class Segment:
         meta = _map(paths["meta"], expected["meta"])
         keys = _map(paths["keys"], expected["keys"]).view(KEY_DTYPE) if "keys" in paths else (
             np.zeros(0, KEY_DTYPE))
+        vectors = (_map(paths["vectors"], expected["vectors"]).view(np.int8).reshape(count, code_bytes * 8)
+                   if "vectors" in paths else None)
         if _read_u64(paths["offsets"], 0) != 0 or _read_u64(paths["offsets"], count) != len(meta):
             raise DataError(f"hash database file {paths['offsets']} does not match "
                             f"{paths['meta'].name}", hint=_CORRUPT_HINT)
-        return cls(name, entry["start"], count, entry["files"], paths, codes, meta, offsets, keys)
+        return cls(name, entry["start"], count, entry["files"], paths, codes, meta, offsets, keys, vectors)
 
     def verify(self) -> None:
         """Check each file's crc32 and that the offsets increase; DataError names the bad file.
@@ -368,7 +369,8 @@ def _check_schema(data: dict[str, Any]) -> None:
         if (entry["start"] != start or not isinstance(entry["count"], int) or entry["count"] < 1
                 or entry["files"]["meta"]["bytes"] < 3 * entry["count"]):  # "{}\n" at least
             raise ValueError(f"segment {entry['name']} does not follow its predecessor")
-        if set(entry["files"]) not in (set(SUFFIXES), LEGACY_KINDS) or not all(
+        vectors = bool(data.get("rerank")) == ("vectors" in entry["files"])
+        if set(entry["files"]) not in KIND_SETS or not vectors or not all(
                 isinstance(f["bytes"], int) and isinstance(f["crc32"], str) for f in entry["files"].values()):
             raise ValueError(f"segment {entry['name']} lists bad files")
         keys = entry["files"].get("keys", {"bytes": 0})["bytes"]
@@ -396,5 +398,5 @@ def load(path: Path) -> tuple[dict[str, Any], list[Segment]]:
 
 
 def leftover_of_create(filename: str) -> bool:
-    """Files an interrupted `create` may leave in an otherwise empty folder."""
+    """Files an interrupted `create` may leave in an otherwise empty folder."""  # LOCK: the flock
     return filename == LOCK or filename.startswith(f".{MANIFEST}.tmp-")

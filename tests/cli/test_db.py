@@ -36,7 +36,7 @@ def test_info_verify_delete_compact(tmp_path: Path, trained_model: Path) -> None
     db, scans = _db(tmp_path, trained_model)
     info = _json(["db", "info", str(db), "--json"])
     assert info["model"]["stored"].endswith("encoder.onnx") and info["model"]["classes"]
-    assert (info["count"], info["deleted"], info["bits"], info["format_version"]) == (5, 0, 16, 2)
+    assert (info["count"], info["deleted"], info["bits"], info["format_version"]) == (5, 0, 16, 3)
     assert info["model"]["arch"] and len(info["model"]["fingerprint"]) == 64 and info["bytes"] > 0
     assert _json(["db", "verify", str(db), "--json"])["ok"] is True
     found = _json(["search", str(scans / "patient2.png"), "--model", str(trained_model), "--db", str(db),

@@ -10,6 +10,7 @@ from dnhcli.data.dataset import PreparedDataset
 from dnhcli.deploy.backends import load_backend
 from dnhcli.errors import InputError, ModelError
 from dnhcli.index.codes import codes_from_continuous, hamming_distances
+from dnhcli.index.rerank import quantize_vectors, two_stage_arrays
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
 from dnhcli.retrieval.montage import TILE, write_montage
 from dnhcli.retrieval.query import SearchConfig, search
@@ -44,7 +45,7 @@ def test_search_equals_brute_force_and_montage(synthetic_dataset: Path, trained_
     queries = np.asarray(ds.split("query").images[:4])
     np.save(tmp_path / "queries.npy", queries)
     result = search(SearchConfig(model=trained_model, db=db_path,
-                                 queries=(tmp_path / "queries.npy",), k=5))
+                                 queries=(tmp_path / "queries.npy",), k=5, rerank=False))
     backend = load_backend(trained_model)
     q_codes = codes_from_continuous(backend.encode(queries))
     g_codes = codes_from_continuous(backend.encode(np.asarray(ds.split("gallery").images)))
@@ -55,6 +56,17 @@ def test_search_equals_brute_force_and_montage(synthetic_dataset: Path, trained_
         assert [hit["distance"] for hit in query.results] == dist[q, order[q]].tolist()
         assert [hit["rank"] for hit in query.results] == [1, 2, 3, 4, 5]
         assert all(hit["organ"] and hit["disease"] for hit in query.results)
+        assert all(hit["score"] is None for hit in query.results)
+    # two-stage (the default): the same answer as the in-memory two-stage search
+    h_gallery = backend.encode(np.asarray(ds.split("gallery").images))
+    two = search(SearchConfig(model=trained_model, db=db_path, queries=(tmp_path / "queries.npy",), k=5))
+    assert two.rerank and two.to_json()["rerank"] is True
+    want_d, want_s, want_i = two_stage_arrays(q_codes, backend.encode(queries), g_codes,
+                                              quantize_vectors(h_gallery), 5)
+    for q, query in enumerate(two.queries):
+        assert [hit["id"] for hit in query.results] == want_i[q].tolist()
+        assert [hit["distance"] for hit in query.results] == want_d[q].tolist()
+        assert np.allclose([hit["score"] for hit in query.results], want_s[q], atol=1e-5)
     radius = search(SearchConfig(model=trained_model, db=db_path,
                                  queries=(tmp_path / "queries.npy",), k=10_000, radius=2))
     for q, query in enumerate(radius.queries):
@@ -64,7 +76,7 @@ def test_search_equals_brute_force_and_montage(synthetic_dataset: Path, trained_
     gallery_bits = np.unpackbits(g_codes, axis=1).astype(bool)
     for k, radius_cut in ((5, None), (10_000, 2)):
         asym = search(SearchConfig(model=trained_model, db=db_path, queries=(tmp_path / "queries.npy",),
-                                   k=k, radius=radius_cut, tie_break="asymmetric"))
+                                   k=k, radius=radius_cut, tie_break="asymmetric", rerank=False))
         assert asym.to_json()["tie_break"] == "asymmetric"
         for q, query in enumerate(asym.queries):
             weight = ((gallery_bits != (h[q] > 0)) * np.abs(h[q])).sum(axis=1)

@@ -170,7 +170,7 @@ def test_reopen_keeps_facts(tmp_path: Path) -> None:
     with HashDB.open(tmp_path / "db", verify=True) as db:
         assert (db.bits, db.model_fingerprint, db.model_info) == (48, "fp-a", {"arch": "tiny"})
         manifest = db.manifest
-        assert manifest["format"] == "dnh-hashdb" and manifest["format_version"] == 2
+        assert manifest["format"] == "dnh-hashdb" and manifest["format_version"] == 3
         assert manifest["count"] == len(db) == len(expected(3)[0])
         assert manifest["checksum"] == "crc32" and "numpy" in manifest["versions"]
         assert "big-endian" in manifest["bit_order"] and manifest["created"]
