@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dnhcli import __version__
 from dnhcli.data.images import decode_upload
 from dnhcli.errors import DataError, DnhError, InputError, ModelError
+from dnhcli.index.rerank import DEFAULT_OVERSAMPLE
 from dnhcli.serve.service import NotFound, SearchService, ServeConfig, TooLarge, TooSlow
 from dnhcli.serve.uploads import file_name, image_parts, read_body, split_parts
 from dnhcli.stores.locate import shown
@@ -113,36 +114,42 @@ def create_app(config: ServeConfig | None = None, service: SearchService | None 
 
     @app.post("/search", openapi_extra=_UPLOAD_DOC)
     async def search_one(request: Request, k: int = 10, radius: int | None = None,
-                         tie_break: str = "insertion-order", preview: bool = False) -> dict[str, Any]:
-        """One image (multipart field `image`, or the raw body) -> its top k:
-        `{"query", "results": [{"rank", "distance", "id", "source", "organ", "disease", ...}]}`."""
-        svc().check_query(k, radius, tie_break)
+                         tie_break: str = "insertion-order", preview: bool = False, rerank: bool = True,
+                         oversample: int = DEFAULT_OVERSAMPLE) -> dict[str, Any]:
+        """One image (multipart field `image`, or the raw body) -> its top k: `{"query", "results":
+        [{"rank", "distance", "score", "id", "source", "organ", "disease", ...}]}`; two-stage (score:
+        the re-rank cosine) unless `rerank=false`, a radius, or a database without vectors."""
+        svc().check_query(k, radius, tie_break, oversample)
         files = await _uploads(request, ("image",), 1)
         images, names = await run_in_threadpool(_decode, files, svc().backend.input_side)
         if len(images) > 1:
             raise InputError(f"{files[0][0]} holds {len(images)} images",
                              hint="send a file of several images to POST /search/batch")
-        out = (await asyncio.wrap_future(svc().submit(images, names, k, radius, tie_break)))[0]
+        out = (await asyncio.wrap_future(svc().submit(images, names, k, radius, tie_break, rerank,
+                                                      oversample)))[0]
         if preview:
             out["preview"] = _png_data_url(images[0])
         return out
 
     @app.post("/search/batch", openapi_extra=_BATCH_DOC)
     async def search_batch(request: Request, k: int = 10, radius: int | None = None,
-                           tie_break: str = "insertion-order") -> dict[str, Any]:
+                           tie_break: str = "insertion-order", rerank: bool = True,
+                           oversample: int = DEFAULT_OVERSAMPLE) -> dict[str, Any]:
         """Many images (multipart fields `images`; stacks and multi-frame files give one query
         per image) -> the JSON of `dnh search --json`."""
         began = time.perf_counter()
         service = svc()
-        service.check_query(k, radius, tie_break)
+        service.check_query(k, radius, tie_break, oversample)
         files = await _uploads(request, ("images", "image"), service.config.max_images)
         images, names = await run_in_threadpool(_decode, files, service.backend.input_side)
         if len(images) > service.config.max_images:
             raise InputError(f"the files hold {len(images)} images, at most {service.config.max_images}",
                              hint="split them over several requests")
-        queries = await asyncio.wrap_future(service.submit(images, names, k, radius, tie_break))
+        queries = await asyncio.wrap_future(service.submit(images, names, k, radius, tie_break, rerank,
+                                                           oversample))
+        two_stage = rerank and radius is None and service.health()["rerank"]
         return {"db": shown(service.config.db), "bits": service.backend.bits, "k": k, "radius": radius,
-                "tie_break": tie_break, "queries": queries,
+                "tie_break": tie_break, "rerank": two_stage, "oversample": oversample, "queries": queries,
                 "seconds": round(time.perf_counter() - began, 6)}
 
     @app.get("/items/{item}")

@@ -26,6 +26,7 @@ import numpy as np
 from dnhcli.deploy.backends import Backend, load_backend
 from dnhcli.errors import DnhError, InputError
 from dnhcli.index.codes import codes_from_continuous
+from dnhcli.index.rerank import DEFAULT_OVERSAMPLE, check_oversample
 from dnhcli.retrieval.montage import StoredImages
 from dnhcli.retrieval.query import TIE_BREAKS, ranked, ranked_asymmetric, result_rows, stored_model
 from dnhcli.stores import open_store
@@ -83,6 +84,8 @@ class _Job:
     k: int
     radius: int | None
     tie_break: str
+    rerank: bool = True
+    oversample: int = DEFAULT_OVERSAMPLE
     future: Future = field(default_factory=Future)
 
 
@@ -173,12 +176,13 @@ class SearchService:
         return {"ok": self.reload_error is None, "count": snap.db.live, "bits": snap.db.bits,
                 "model_fingerprint": self.backend.fingerprint, "engine": self.backend.name,
                 "input_side": self.backend.input_side, "db": shown(self.config.db),
-                "updated": snap.db.manifest.get("updated"),
+                "updated": snap.db.manifest.get("updated"), "rerank": snap.db.has_vectors,
                 "opened": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.opened)),
                 "reload_error": self.reload_error}
 
     # ---- searching -----------------------------------------------------------------------
-    def check_query(self, k: int, radius: int | None, tie_break: str) -> None:
+    def check_query(self, k: int, radius: int | None, tie_break: str,
+                    oversample: int = DEFAULT_OVERSAMPLE) -> None:
         if k < 1 or k > self.config.max_k:
             raise InputError(f"k must be between 1 and {self.config.max_k}, got {k}",
                              hint="ask for fewer results, or start the server with a larger --max-k")
@@ -186,23 +190,27 @@ class SearchService:
             raise InputError(f"radius must be zero or positive, got {radius}")
         if tie_break not in TIE_BREAKS:
             raise InputError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+        check_oversample(oversample)
 
     def submit(self, images: np.ndarray, names: list[str], k: int = 10, radius: int | None = None,
-               tie_break: str = "insertion-order") -> Future:
+               tie_break: str = "insertion-order", rerank: bool = True,
+               oversample: int = DEFAULT_OVERSAMPLE) -> Future:
         """Queue model-ready images (N, side, side) for search; the future gives one
-        `{"query", "results"}` dict per image, as `dnh search --json` gives them."""
-        self.check_query(k, radius, tie_break)
+        `{"query", "results"}` dict per image, as `dnh search --json` gives them: two-stage
+        where the database stores re-rank vectors and `rerank` (no radius), else by Hamming."""
+        self.check_query(k, radius, tie_break, oversample)
         if radius is not None:
             radius = min(radius, self._snapshot.db.bits)  # a larger radius holds every item too
-        job = _Job(images, names, k, radius, tie_break)
+        job = _Job(images, names, k, radius, tie_break, rerank and radius is None, oversample)
         if self._stop.is_set():
             raise InputError("the service is shutting down")
         self._jobs.put(job)
         return job.future
 
     def search(self, images: np.ndarray, names: list[str], k: int = 10, radius: int | None = None,
-               tie_break: str = "insertion-order") -> list[dict[str, Any]]:
-        return self.submit(images, names, k, radius, tie_break).result()
+               tie_break: str = "insertion-order", rerank: bool = True,
+               oversample: int = DEFAULT_OVERSAMPLE) -> list[dict[str, Any]]:
+        return self.submit(images, names, k, radius, tie_break, rerank, oversample).result()
 
     def _work(self) -> None:
         while True:
@@ -220,22 +228,28 @@ class SearchService:
                     break
                 jobs.append(more)
                 count += len(more.images)
-            groups: dict[tuple[int | None, str], list[_Job]] = {}
-            for item in jobs:
-                groups.setdefault((item.radius, item.tie_break), []).append(item)
+            groups: dict[tuple[Any, ...], list[_Job]] = {}
+            for item in jobs:  # a two-stage top k is no prefix of a larger k's: grouped by k too
+                two_stage = (item.k, item.oversample) if item.rerank else None
+                groups.setdefault((item.radius, item.tie_break, two_stage), []).append(item)
             for group in groups.values():
                 self._run(group)
 
     def _run(self, jobs: list[_Job]) -> None:
-        """Encode and rank one group (same radius and tie break) with the largest k asked;
-        each job keeps its own first k (the ranking of a larger k starts with the smaller's)."""
+        """Encode and rank one group (same radius and tie break; two-stage: same k) with the
+        largest k asked; each job keeps its own first k (a larger k's Hamming ranking starts
+        with the smaller's)."""
         try:
             snap = self._snapshot
             images = np.concatenate([job.images for job in jobs])
             h = self.backend.encode(images)
             codes = codes_from_continuous(h)
             k, radius = max(job.k for job in jobs), jobs[0].radius
-            if jobs[0].tie_break == "asymmetric" and snap.db.live:
+            scores: list[Any] = [None] * len(images)
+            if jobs[0].rerank and snap.db.has_vectors:
+                hamming, score, ids = snap.db.search_two_stage(codes, h, k, jobs[0].oversample)
+                per_query, scores = list(zip(hamming, ids)), list(score)
+            elif jobs[0].tie_break == "asymmetric" and snap.db.live:
                 stored, live = self._asymmetric(snap)
                 per_query = [(d, live[i]) for d, i in ranked_asymmetric(stored, codes, h, k, radius)]
             else:
@@ -248,9 +262,10 @@ class SearchService:
         for job in jobs:
             try:
                 out = []
-                for name, (distances, ids) in zip(job.names, per_query[at:at + len(job.images)]):
-                    out.append({"query": name,
-                                "results": result_rows(snap.db, distances[:job.k], ids[:job.k])})
+                for name, (distances, ids), score in zip(job.names, per_query[at:at + len(job.images)],
+                                                         scores[at:at + len(job.images)]):
+                    out.append({"query": name, "results": result_rows(
+                        snap.db, distances[:job.k], ids[:job.k], None if score is None else score[:job.k])})
                 job.future.set_result(out)
             except BaseException as exc:  # noqa: BLE001
                 job.future.set_exception(exc)

@@ -5,9 +5,11 @@
 - `NAME`: one row per live item: `id` (given in insertion order, never reused), the code as
   `w0` (and `w1` beyond 64 bits: big-endian 64-bit words, so XOR and `bit_count` give the
   Hamming distance), the 16-bit chunks `c0 .. c{m-1}` of multi-index hashing (each with a
-  B-tree index), `key` (unique) and `meta` (JSONB). A deletion removes the row: its code,
-  key and metadata are gone at commit (`compact` has nothing left to erase).
-- `NAME_facts`: one row: format, bits, the model's fingerprint and facts, the next id, dates.
+  B-tree index), `key` (unique), `meta` (JSONB) and, in a database that stores re-rank
+  vectors, `v` (bytea, the int8 vector, `bits` bytes). A deletion removes the row: its code,
+  key, metadata and vector are gone at commit (`compact` has nothing left to erase).
+- `NAME_facts`: one row: format, bits, the model's fingerprint and facts, the next id, dates,
+  `rerank` (`rerank_spec(bits)`, or NULL; absent in tables of format version 1).
 - `NAME_model`: the exported encoder (ONNX bytes and sha256), so a search needs no --model.
 
 An append is one transaction (COPY of every row, then the next id), under an advisory lock
@@ -16,15 +18,15 @@ top k by `ORDER BY distance, id`; radius search by multi-index hashing (Norouzi 
 code within distance r of the query is within floor(r/m) bits of it on at least one of the m
 chunks, so the candidates come from index lookups of the chunk values within that distance,
 then are checked exactly. Top k first tries the radii that such lookups cover and falls back
-to a scan when they do not hold k items. Results equal the local store's.
+to a scan when they do not hold k items. Two-stage search (`TwoStageSearch`) takes as
+candidates every row up to the k x oversample-th distance (`pg_sql.ties`). Results equal the
+local store's.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,18 +35,18 @@ import numpy as np
 
 import dnhcli.stores.pg_sql as pg_sql
 from dnhcli.errors import DataError, InputError
-from dnhcli.index.chunks import chunks_of
 from dnhcli.index.codes import validate_bits
+from dnhcli.index.rerank import rerank_spec
 from dnhcli.stores.locate import connect, redact, split_url
 from dnhcli.stores.metadata import encode_metadata, item_keys
-from dnhcli.stores.pg_sql import words_of
 from dnhcli.stores.reader import StoreFacts, checked_ids, refuse_bad_appends, refuse_other_model
 from dnhcli.stores.segment_search import check_packed
 from dnhcli.stores.shards import parts_of, shards_of
+from dnhcli.stores.two_stage import NO_VECTORS_HINT, TwoStageSearch
 
-FORMAT, FORMAT_VERSION = "dnh-hashdb-postgresql", 1
+# 2 added the facts column `rerank` and, in databases that store re-rank vectors, the column `v`
+FORMAT, FORMAT_VERSION = "dnh-hashdb-postgresql", 2
 F = TypeVar("F", bound=Any)
-_MODELS: list[Path] = []
 
 
 def _guard(method: F) -> F:
@@ -68,17 +70,7 @@ def _guard(method: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
-def _model_folder() -> Path:
-    if not _MODELS:
-        import atexit
-        import shutil
-
-        _MODELS.append(Path(tempfile.mkdtemp(prefix="dnh-pg-models-")))
-        atexit.register(shutil.rmtree, _MODELS[0], True)
-    return _MODELS[0]
-
-
-class PostgresStore(StoreFacts):
+class PostgresStore(StoreFacts, TwoStageSearch):
     """A hash database in PostgreSQL; see the module docs. Use `create` or `open`."""
 
     def __init__(self, url: str, conn: Any, table: str, facts: dict[str, Any]) -> None:
@@ -112,7 +104,9 @@ class PostgresStore(StoreFacts):
     @classmethod
     @_guard
     def create(cls, url: str, bits: int, model_fingerprint: str | None = None,
-               model_info: dict[str, Any] | None = None, model_file: Path | None = None) -> PostgresStore:
+               model_info: dict[str, Any] | None = None, model_file: Path | None = None,
+               vectors: bool = False) -> PostgresStore:
+        """A new, empty database; with `vectors`, one that stores a re-rank vector per item."""
         bits = validate_bits(bits)
         conn = connect(url)
         _, t = split_url(url)
@@ -124,25 +118,24 @@ class PostgresStore(StoreFacts):
                 raise InputError(f"a hash database already exists in {redact(url)} (table {t})",
                                  hint="open it to add codes, or name another table with ?table=NAME")
             pg_sql.create_tables(conn, t, bits, [FORMAT, FORMAT_VERSION, bits, model_fingerprint,
-                                                 json.dumps(model_info or {})], onnx, shards_of(conn, t))
+                                                 json.dumps(model_info or {})], onnx, shards_of(conn, t),
+                                 rerank_spec(bits) if vectors else None)
         store = cls(url, conn, t, {})
         store._load_facts()
         conn.commit()
         return store
 
     def _load_facts(self) -> None:
-        row = self._conn.execute(
-            "SELECT format, format_version, bits, model_fingerprint, model_info, next_id, version, "
-            f"created, updated, next_id - deleted FROM {self.table}_facts"
-        ).fetchone()
-        if row is None or row[0] != FORMAT:
+        facts = pg_sql.read_facts(self._conn, self.table)
+        if facts is None or facts["format"] != FORMAT:
             raise DataError(f"{self.path}: table {self.table}_facts is not a dnh hash database")
-        keys = ("format", "format_version", "bits", "model_fingerprint", "model_info", "count", "version",
-                "created", "updated", "live")
-        self._manifest = dict(zip(keys, row))
+        if facts["format_version"] > FORMAT_VERSION:
+            raise DataError(f"{self.path} has format version {facts['format_version']}, newer than this "
+                            f"dnh reads ({FORMAT_VERSION})", hint="upgrade dnh")
+        self._manifest = facts
         self.shards = shards_of(self._conn, self.table)
         self.parts = parts_of(self.table, self.shards)
-        self._manifest["created"], self._manifest["updated"] = str(row[7]), str(row[8])
+        facts["created"], facts["updated"] = str(facts["created"]), str(facts["updated"])
 
     @_guard
     def refresh(self) -> None:
@@ -171,7 +164,6 @@ class PostgresStore(StoreFacts):
     @property
     def live(self) -> int:
         return int(self._manifest["live"])
-
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -205,7 +197,7 @@ class PostgresStore(StoreFacts):
                           "source": model.get("checkpoint") or model.get("model"),
                           "stored": "encoder.onnx" if self._model_sha256() else None},
                 "created": self._manifest["created"], "updated": self._manifest["updated"],
-                "table": self.table,
+                "rerank": self._manifest.get("rerank"), "table": self.table,
                 "shards": [redact(url) for url in self.shards], "bytes": int(size)}
 
     @_guard
@@ -221,28 +213,24 @@ class PostgresStore(StoreFacts):
         that is removed when the process ends, for the backends to read; its bytes are fetched
         only when that file is not there yet."""
         sha256 = self._model_sha256()
-        if sha256 is None:
-            return None
-        path = _model_folder() / f"{sha256}.onnx"
-        if not path.exists():
-            onnx = bytes(self._conn.execute(f"SELECT onnx FROM {self.table}_model").fetchone()[0])
+        try:
+            return pg_sql.model_file(self._conn, self.table, sha256, self.path) if sha256 else None
+        finally:
             self._conn.commit()
-            if hashlib.sha256(onnx).hexdigest() != sha256:
-                raise DataError(f"the model stored in {self.path} fails its checksum (sha256)",
-                                hint="search with --model")
-            part = path.with_suffix(".part")
-            part.write_bytes(onnx)
-            part.replace(path)
-        return path
 
     @_guard
     def verify(self) -> None:
-        """Check the stored model's sha256 and that every row's chunks match its code."""
+        """Check the stored model's sha256, that every row's chunks match its code and, in a
+        database that stores them, that every row has a re-rank vector of `bits` bytes."""
         _ = self.model_path
         bad = self._conn.execute(pg_sql.chunk_mismatch_sql(self.table, self.bits)).fetchone()[0]
+        no_vector = (self._conn.execute(pg_sql.vector_mismatch_sql(self.table, self.bits)).fetchone()[0]
+                     if self.has_vectors else None)
         self._conn.commit()
         if bad is not None:
             raise DataError(f"{self.path}: the chunk columns of item {bad} do not match its code")
+        if no_vector is not None:
+            raise DataError(f"{self.path}: item {no_vector} has no re-rank vector of {self.bits} bytes")
 
     def check_model(self, bits: int, fingerprint: str | None) -> None:
         refuse_other_model(self.path, self.bits, self.model_fingerprint, bits, fingerprint)
@@ -252,26 +240,22 @@ class PostgresStore(StoreFacts):
 
     # ---- writing --------------------------------------------------------------------------
     @_guard
-    def add(self, packed_codes: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None
-            ) -> np.ndarray:
-        """Append codes and metadata in one transaction (COPY); returns their ids."""
+    def add(self, packed_codes: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None,
+            vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append codes, metadata and (in a database that stores them, and only there) re-rank
+        vectors (N, bits) int8 in one transaction (COPY); returns their ids."""
         codes = check_packed(packed_codes, self.bits, "codes to add")
         records, given = encode_metadata(metadata, len(codes))
         keys = item_keys(metadata, len(codes))
+        vectors = self._check_vectors(vectors, len(codes))
         self._conn.commit()  # the append is a transaction of its own
-        words, chunks = words_of(codes, self.bits), chunks_of(codes, self.bits)
         t = self.table
-        names = ", ".join(["id", *(f"w{i}" for i in range(words.shape[1])),
-                           *(f"c{i}" for i in range(chunks.shape[1])), "key", "meta"])
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (t,))
             start = int(self._conn.execute(f"SELECT next_id FROM {t}_facts FOR UPDATE").fetchone()[0])
             stored = self.find([k for k in keys if k is not None], commit=False)
             refuse_bad_appends(given, start, keys, stored)
-            with self._conn.cursor().copy(f"COPY {t} ({names}) FROM STDIN") as copy:
-                for i in range(len(codes)):
-                    copy.write_row((start + i, *words[i].tolist(), *chunks[i].tolist(), keys[i],
-                                    records[i].decode()))
+            pg_sql.copy_rows(self._conn, t, self.bits, start, codes, keys, records, vectors)
             self._conn.execute(f"UPDATE {t}_facts SET next_id = %s, version = version + 1, updated = now()",
                                (start + len(codes),))
         self._load_facts()
@@ -280,24 +264,11 @@ class PostgresStore(StoreFacts):
 
     @_guard
     def delete(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Delete items by id in one transaction: their rows (code, key, metadata) are gone."""
+        """Delete items by id in one transaction: their rows (code, key, metadata, vector) are gone."""
         wanted = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1)) if len(ids) else np.zeros(0, np.int64)
-        t = self.table
         self._conn.commit()
         with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (t,))
-            count = int(self._conn.execute(f"SELECT next_id FROM {t}_facts FOR UPDATE").fetchone()[0])
-            bad = wanted[(wanted < 0) | (wanted >= count)]
-            if bad.size:
-                raise InputError(f"id {bad[0]} is not in the hash database {self.path} ({count} ids)")
-            gone = self._conn.execute(f"DELETE FROM {t} WHERE id = ANY(%s) RETURNING id",
-                                      (wanted.tolist(),)).fetchall()
-            if len(gone) != len(wanted):
-                missing = sorted(set(wanted.tolist()) - {r[0] for r in gone})[0]
-                raise InputError(f"item {missing} was deleted already")
-            if len(wanted):
-                self._conn.execute(f"UPDATE {t}_facts SET deleted = deleted + %s, version = version + 1, "
-                                   "updated = now()", (len(wanted),))
+            pg_sql.delete_rows(self._conn, self.table, wanted, self.path)
         self._load_facts()
         self._conn.commit()
         return wanted
@@ -338,6 +309,28 @@ class PostgresStore(StoreFacts):
         return found
 
     @_guard
+    def candidates(self, packed_queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every live item at a distance no larger than each query's m-th nearest one's (the whole
+        tie at the cut), FAISS-style (lims, distances int32, ids int64), sorted by (distance, id)."""
+        queries = check_packed(packed_queries, self.bits, "query codes")
+        m = min(int(m), self.live)
+        found = pg_sql.ties_all(self._conn, self.table, self.parts, self.bits, queries, m)
+        self._conn.commit()
+        return found
+
+    @_guard
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The re-rank vectors of `ids` (1-D), (len(ids), bits) int8, in the order given."""
+        wanted = checked_ids(ids, len(self))
+        if not self.has_vectors:
+            raise InputError(f"the hash database {self.path} stores no re-rank vectors", hint=NO_VECTORS_HINT)
+        out, missing = pg_sql.read_vectors(self._conn, self.table, self.bits, wanted)
+        self._conn.commit()
+        if missing:
+            raise InputError(f"item {missing[0]} was deleted from the hash database {self.path}")
+        return out
+
+    @_guard
     def metadata(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         wanted = checked_ids(ids, len(self))
         rows = dict(self._conn.execute(f"SELECT id, meta FROM {self.table} WHERE id = ANY(%s)",
@@ -376,15 +369,7 @@ class PostgresStore(StoreFacts):
     @_guard
     def codes(self) -> np.ndarray:
         """Every id's code in id order (deleted ids: zeros), (len, bits/8) uint8."""
-        width = self.bits // 8
-        out = np.zeros((len(self), width), np.uint8)
-        columns = ", ".join(f"w{i}" for i in range(-(-self.bits // 64)))
-        with self._conn.cursor() as cur:
-            cur.execute(f"SELECT id, {columns} FROM {self.table}")
-            while rows := cur.fetchmany(100_000):
-                table = np.array(rows, np.int64)
-                packed = table[:, 1:].astype(">i8").view(np.uint8).reshape(len(table), -1)[:, :width]
-                out[table[:, 0]] = packed
+        out = pg_sql.read_codes(self._conn, self.table, self.bits, len(self))
         self._conn.commit()
         return out
 

@@ -82,6 +82,7 @@ class StoreFacts:
     """The facts every store answers from its manifest (a folder's, or PostgreSQL's facts row)."""
 
     _manifest: dict[str, Any]
+    path: Any  # a folder, or the redacted URL of a PostgreSQL store
 
     @property
     def bits(self) -> int:

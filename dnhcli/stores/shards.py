@@ -2,7 +2,8 @@
 
 The database named by the URL (the coordinator) keeps the facts and the model, and the codes
 table as a hash-partitioned table (`PARTITION BY HASH (id)`) whose partitions are foreign tables
-(`postgres_fdw`) on the shard servers, where the rows and their chunk indexes live. Appends
+(`postgres_fdw`) on the shard servers, where the rows (and their re-rank vectors, in a
+database that stores them) and their chunk indexes live. Appends
 (COPY into the parent) are routed by PostgreSQL; a search's WHERE clauses, and a top k's
 `ORDER BY distance, id LIMIT k`, run on each shard (`EXPLAIN VERBOSE` shows the remote SQL),
 and the coordinator merges. The queries are those of a single server on the parent table, so
@@ -64,8 +65,9 @@ def add_shard(coordinator: str, shard: str) -> dict[str, Any]:
 
 
 def create_sharded(conn: Any, table: str, columns: str, chunk_columns: int, shards: list[str]) -> None:
-    """The codes table of a sharded database: its partitions on the shards, and on the
-    coordinator (`conn`, in its transaction) the partitioned parent and foreign partitions."""
+    """The codes table of a sharded database with `columns` (the code's, and the vector's when
+    stored): its partitions on the shards, and on the coordinator (`conn`, in its transaction)
+    the partitioned parent and foreign partitions."""
     conn.execute(f"CREATE TABLE {table} (id bigint NOT NULL, {columns}, key text, meta jsonb NOT NULL) "
                  "PARTITION BY HASH (id)")
     for n, url in enumerate(shards):

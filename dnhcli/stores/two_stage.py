@@ -24,11 +24,17 @@ def no_vectors_notice(where: object) -> str:
 class TwoStageSearch:
     """`search_two_stage` over a store's `candidates` and `vectors`."""
 
-    bits: int
-    has_vectors: bool
     search: Any
     range_search: Any
     vectors: Any
+
+    @property
+    def bits(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def has_vectors(self) -> bool:
+        raise NotImplementedError
 
     def candidates(self, packed_queries: np.ndarray, m: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -198,7 +198,8 @@ def test_serve_follows_appends_to_postgresql(
     try:
         before = service.health()["count"]
         with PostgresStore.open(pg_url) as store:
-            store.add(np.zeros((3, 2), np.uint8), [{"source": f"new{i}"} for i in range(3)])
+            store.add(np.zeros((3, 2), np.uint8), [{"source": f"new{i}"} for i in range(3)],
+                      np.ones((3, 16), np.int8))
         deadline = time.monotonic() + 20
         while service.health()["count"] != before + 3 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -31,10 +31,13 @@ def _app(db: Path, interval: float = 0.05):
 def _append(db: Path, count: int, seed: int) -> None:
     from dnhcli.stores.hashdb import HashDB
 
-    codes = np.random.default_rng(seed).integers(0, 256, (count, 2), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, (count, 2), dtype=np.uint8)
+    vectors = rng.integers(-127, 128, (count, 16), dtype=np.int8)
     with HashDB.open(db) as handle:
         handle.add(
-            codes, [{"source": f"appended-{seed}-{i}", "organ": "X", "disease": "y"} for i in range(count)]
+            codes, [{"source": f"appended-{seed}-{i}", "organ": "X", "disease": "y"} for i in range(count)],
+            vectors,
         )
 
 
@@ -77,7 +80,7 @@ def test_searches_during_appends_never_see_a_torn_one(copy: Path, query_png: Pat
         final = start + 6 * 40
         assert _wait_for(lambda: client.get("/health").json()["count"] == final)
         for results in answers:
-            ranked = [(hit["distance"], hit["id"]) for hit in results]
+            ranked = [-hit["score"] for hit in results]  # two-stage: by score, then distance and id
             assert ranked == sorted(ranked) and min(60, start) <= len(results) <= 60
             assert all(0 <= hit["id"] < final and hit["source"] for hit in results)
     service.close()

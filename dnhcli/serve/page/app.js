@@ -40,7 +40,8 @@ function card(hit) {
   rank.className = "rank";
   rank.textContent = `#${hit.rank}`;
   const distance = document.createElement("span");
-  distance.textContent = `distance ${hit.distance}`;
+  distance.textContent = hit.score === null || hit.score === undefined
+    ? `distance ${hit.distance}` : `likeness ${hit.score.toFixed(3)} · distance ${hit.distance}`;
   rank.append(distance);
   const organ = document.createElement("div");
   organ.className = "organ";
