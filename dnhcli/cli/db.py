@@ -1,7 +1,8 @@
-"""`dnh db`: look after a hash database: info, verify, compact, delete."""
+"""`dnh db`: look after a hash database: info, verify, compact, delete, copy, upgrade, shards."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -12,7 +13,7 @@ from dnhcli.cli.shared import JsonOpt, emit_json, handle_errors, run_and_report,
 DbArg = Annotated[str, typer.Argument(
     help="A hash database: a folder, or postgresql://user@host:port/dbname[?table=NAME].")]
 
-app = typer.Typer(name="db", help="Look after a hash database: info, verify, compact, delete, copy.",
+app = typer.Typer(name="db", help="Look after a hash database: info, verify, compact, delete, copy, upgrade.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
 
 
@@ -139,6 +140,34 @@ def copy_command(
 
     run_and_report(json, lambda progress: _Facts(copy_store(location(src), location(dst), progress=progress)),
                    lambda facts: _show(facts.data, False, "copied"))
+
+
+@app.command("upgrade")
+@handle_errors
+def upgrade_command(
+    db: DbArg,
+    out: Annotated[str, typer.Option(
+        "--out", help="The new database (folder or postgresql:// URL); the old one is left as it is.")],
+    inputs: Annotated[Optional[list[Path]], typer.Argument(
+        help="The image files or folders the database was built from.")] = None,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", "-m", help="The model that built it; by default the encoder it stores.",
+        dir_okay=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Or the prepared dataset it was built from.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="The split of --data (default gallery).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Or the PACS it was built from.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Copy a database written before re-rank vectors into a new one that stores them (two-stage
+    search): its items are hashed again from the inputs that built them and matched by key."""
+    from dnhcli.retrieval.hashing import HashConfig
+    from dnhcli.retrieval.upgrade import upgrade_store
+    from dnhcli.stores.locate import location
+
+    config = HashConfig(model=model or Path("."), db=location(db), inputs=tuple(inputs or ()), data=data,
+                        split=split, source=source)
+    run_and_report(json, lambda progress: _Facts(upgrade_store(config, location(out), model, progress)),
+                   lambda facts: _show(facts.data, False, "upgraded"))
 
 
 class _Facts:

@@ -12,12 +12,12 @@ import numpy as np
 from dnhcli.errors import InputError
 from dnhcli.index.rerank import DEFAULT_OVERSAMPLE, check_oversample, rerank_candidates
 
-NO_VECTORS_HINT = "upgrade it with `dnh db upgrade DB --model MODEL SOURCES...`, or search with --no-rerank"
+NO_VECTORS_HINT = "upgrade it with `dnh db upgrade DB --out NEW SOURCES...`, or search with --no-rerank"
 
 
 def no_vectors_notice(where: object) -> str:
     """The one line said when a database written before re-rank vectors is searched."""
-    return (f"notice: the hash database {where} stores no re-rank vectors (written before dnh 0.9): "
+    return (f"notice: the hash database {where} stores no re-rank vectors (an older database): "
             "searching by Hamming distance alone; `dnh db upgrade` adds them")
 
 

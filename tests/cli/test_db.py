@@ -88,3 +88,43 @@ def test_db_errors_are_one_line_and_change_nothing(tmp_path: Path, trained_model
     segment.write_bytes(bytes(b ^ 1 for b in segment.read_bytes()))
     done = runner.invoke(app, ["db", "verify", str(db)])
     assert done.exit_code == 1 and "checksum" in done.stderr
+
+
+def _old_copy(new: Path, old: Path) -> None:
+    """`new` as dnh wrote databases before re-rank vectors (format 2, codes and metadata only)."""
+    from dnhcli.manifest import canonical_json
+    from dnhcli.stores.hashdb import HashDB
+    from dnhcli.stores.segments import MANIFEST, sealed
+
+    with HashDB.open(new) as source, HashDB.create(old, source.bits, source.model_fingerprint,
+                                                    source.model_info, source.model_path) as target:
+        ids = source.live_ids()
+        target.add(source.codes()[ids], [{k: v for k, v in m.items() if k != "id"}
+                                         for m in source.metadata(ids)])
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["format_version"] = 2
+    (old / MANIFEST).write_text(canonical_json(sealed(manifest)))
+
+
+def test_an_old_database_searches_by_hamming_then_upgrades(tmp_path: Path, trained_model: Path) -> None:
+    db, scans = _db(tmp_path, trained_model)
+    old = tmp_path / "old"
+    _old_copy(db, old)
+    done = runner.invoke(app, ["search", str(scans / "patient0.png"), "--db", str(old), "-k", "3", "--json"])
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.stdout)
+    assert answer["rerank"] is False and "no re-rank vectors" in done.stderr
+    assert all(hit["score"] is None for hit in answer["queries"][0]["results"])
+    bad = runner.invoke(app, ["db", "upgrade", str(old), "--out", str(tmp_path / "none")])
+    assert bad.exit_code == 1 and bad.stderr.count("\n") == 1 and "nothing to hash" in bad.stderr
+    upgraded = _json(["db", "upgrade", str(old), "--out", str(tmp_path / "new"), str(scans), "--json"])
+    assert (upgraded["count"], upgraded["rerank"], upgraded["upgraded"]) == (5, True, True)
+    assert _json(["db", "info", str(tmp_path / "new"), "--json"])["rerank"]["kind"] == "h-int8"
+    answer = _json(["search", str(scans / "patient0.png"), "--db", str(tmp_path / "new"), "-k", "3", "--json"])
+    first = answer["queries"][0]["results"][0]
+    assert answer["rerank"] is True and first["source"].endswith("patient0.png") and first["score"] > 0.99
+    again = runner.invoke(app, ["db", "upgrade", str(tmp_path / "new"), "--out", str(tmp_path / "x"), str(scans)])
+    assert again.exit_code == 1 and "already" in again.stderr
+    for flags in (["--oversample", "0"], ["--oversample", "1001"]):
+        refused = runner.invoke(app, ["search", str(scans / "patient0.png"), "--db", str(db), *flags])
+        assert refused.exit_code == 2
