@@ -203,11 +203,50 @@ def topk_ties(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | Non
               engine: Engine = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The k nearest codes and the whole tie at the cut: every code whose distance is at most
     that of the k-th nearest, FAISS-style (lims int64 (Q+1,), distances int32, ids int64), each
-    query's sorted by (distance, id). Stage 1 of a two-stage search (`dnhcli.index.rerank`)."""
+    query's sorted by (distance, id). Stage 1 of a two-stage search (`dnhcli.index.rerank`).
+
+    One scan (`ties_kernels`); a query whose tie is too large for the scan's buffers gets its
+    candidates from `topk` and `range_search` instead (the same items)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    queries, flat, bits = _validate(queries, codes)
+    nq, n, width = len(queries), len(codes), codes.shape[1]
+    if nq == 0 or n == 0:
+        return np.zeros(nq + 1, np.int64), np.empty(0, np.int32), np.empty(0, np.int64)
+    k = min(int(k), n)
+    if _use_numpy(engine, nq, n):
+        return _ties_by_range(queries, codes, k, threads, engine)
+    from dnhcli.index.ties_kernels import ties_kernel
+
+    qwords = _query_words(queries, width)
+    with _threads(threads) as nthreads:
+        qsplit, dsplit = _splits(nq, n, nthreads)
+        part_d, part_i, part_n, over = ties_kernel(qwords, flat, width, k, bits, max(4 * k, k + 1024),
+                                                   qsplit, dsplit)
+    rows_d, rows_i = [], []
+    for q in range(nq):
+        if over[:, q].any():
+            _, d, i = _ties_by_range(queries[q:q + 1], codes, k, threads, engine)
+        else:
+            d = np.concatenate([part_d[s, q, :part_n[s, q]] for s in range(len(part_n))])
+            i = np.concatenate([part_i[s, q, :part_n[s, q]] for s in range(len(part_n))])
+            cut = np.partition(d, k - 1)[k - 1]  # each range kept its own tie: cut the union
+            keep = d <= cut
+            d, i = d[keep], i[keep]
+            order = np.lexsort((i, d))
+            d, i = d[order], i[order]
+        rows_d.append(d.astype(np.int32, copy=False))
+        rows_i.append(i.astype(np.int64, copy=False))
+    lims = np.zeros(nq + 1, np.int64)
+    np.cumsum([len(d) for d in rows_d], out=lims[1:])
+    return lims, np.concatenate(rows_d), np.concatenate(rows_i)
+
+
+def _ties_by_range(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None,
+                   engine: Engine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`topk_ties` by two scans: the k-th distance by `topk`, then a range search up to it."""
     dist, _ = topk(queries, codes, k, threads, engine)
     nq = len(queries)
-    if dist.shape[1] == 0:
-        return np.zeros(nq + 1, np.int64), np.empty(0, np.int32), np.empty(0, np.int64)
     cut = dist[:, -1].astype(np.int64)
     lims, found, ids = range_search(queries, codes, int(cut.max()), threads, engine)
     row = np.repeat(np.arange(nq), np.diff(lims))
@@ -226,4 +265,5 @@ def warm_up() -> None:
     frozen.flags.writeable = False
     for database in (codes, frozen):
         topk(codes[:1], database, 2, engine="numba")
+        topk_ties(codes[:1], database, 2, engine="numba")
         range_search(codes[:1], database, 1, engine="numba")

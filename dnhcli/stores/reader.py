@@ -292,6 +292,38 @@ class HashDBReader(StoreFacts, TwoStageSearch):
         np.cumsum(np.bincount(row, minlength=len(queries)), out=lims[1:])
         return lims, dist[keep], ids[keep]
 
+    def candidates(self, packed_queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stage 1 of `search_two_stage`: every live item at a distance no larger than each query's
+        m-th nearest live one, FAISS-style (lims, distances int32, ids int64), sorted by (d, id).
+        One scan per segment (`topk_ties`), asking each for m more items than it has deleted."""
+        from dnhcli.index.search import topk_ties
+
+        queries = self._check_codes(packed_queries, "query codes")
+        nq = len(queries)
+        rows, dists, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
+        for unit in self._searched():
+            if unit.count == 0 or nq == 0:
+                continue
+            gone = int(np.sum((self._deleted >= unit.start) & (self._deleted < unit.start + unit.count)))
+            lims, dist, local = topk_ties(queries, unit.codes, int(m) + gone)
+            found = local + unit.start
+            live = ~is_deleted(self._deleted, found)
+            rows.append(np.repeat(np.arange(nq), np.diff(lims))[live])
+            dists.append(np.asarray(dist, np.int32)[live])
+            ids.append(found[live])
+        row, dist, idx = np.concatenate(rows), np.concatenate(dists), np.concatenate(ids)
+        order = np.lexsort((idx, dist, row))
+        row, dist, idx = row[order], dist[order], idx[order]
+        counts = np.bincount(row, minlength=nq)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        cut = np.full(nq, -1, np.int64)  # each query's m-th distance (all of them when fewer)
+        has = counts > 0
+        cut[has] = dist[starts[has] + np.minimum(counts[has], int(m)) - 1]
+        keep = dist <= cut[row]
+        lims = np.zeros(nq + 1, np.int64)
+        np.cumsum(np.bincount(row[keep], minlength=nq), out=lims[1:])
+        return lims, dist[keep], idx[keep]
+
     def metadata(self, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """The metadata dicts of `ids` (1-D), each with its "id"; reads only those records."""
         self._check_open()

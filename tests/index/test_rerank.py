@@ -83,3 +83,34 @@ def test_checks_give_one_line_errors() -> None:
         check_vectors(np.zeros((2, 8), np.float32), 2, 8)
     with pytest.raises(InputError, match="shape"):
         check_vectors(np.zeros((2, 4), np.int8), 2, 8)
+
+
+def _brute_ties(queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[list[int], list[int]]]:
+    from dnhcli.index.codes import hamming_distances
+
+    out = []
+    for row in hamming_distances(queries, codes):
+        cut = np.sort(row)[min(k, len(row)) - 1]
+        ids = [i for i in np.lexsort((np.arange(len(row)), row)) if row[i] <= cut]
+        out.append((row[ids].tolist(), ids))
+    return out
+
+
+@pytest.mark.parametrize(("n", "k", "threads"), [(5000, 1, 1), (5000, 37, 2), (150_000, 100, 2),
+                                                 (3000, 5000, 1)])
+def test_topk_ties_kernel_equals_brute_force(n: int, k: int, threads: int) -> None:
+    rng = np.random.default_rng(n + k)
+    pool = rng.integers(0, 256, (40, 6), dtype=np.uint8)  # clustered: ties everywhere
+    codes = pool[rng.integers(0, len(pool), n)] ^ (rng.random((n, 6)) < 0.05).astype(np.uint8)
+    queries = np.concatenate([codes[:3], rng.integers(0, 256, (2, 6), dtype=np.uint8)])
+    lims, dist, ids = topk_ties(queries, codes, k, threads=threads, engine="numba")
+    for q, (want_d, want_i) in enumerate(_brute_ties(queries, codes, k)):
+        assert dist[lims[q]:lims[q + 1]].tolist() == want_d
+        assert ids[lims[q]:lims[q + 1]].tolist() == want_i
+
+
+def test_a_tie_too_large_for_the_kernel_falls_back_to_the_same_items() -> None:
+    codes = np.zeros((20_000, 6), np.uint8)
+    codes[7, 0] = 1
+    lims, dist, ids = topk_ties(codes[7:8], codes, 2, engine="numba")  # 19,999 tied at distance 1
+    assert lims.tolist() == [0, 20_000] and ids[0] == 7 and dist[1:].tolist() == [1] * 19_999

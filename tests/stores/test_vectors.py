@@ -137,3 +137,16 @@ def test_a_database_of_format_2_opens_and_searches_by_hamming(tmp_path: Path) ->
         assert not db.has_vectors and db.search(codes[:1], 3)[1].shape == (1, 3)
         db.add(*items(2, seed=9)[::2])
         assert db.manifest["format_version"] == 3 and not db.has_vectors
+
+
+def test_candidates_with_deletions_equal_the_generic_two_scans(tmp_path: Path) -> None:
+    from dnhcli.stores.two_stage import TwoStageSearch
+
+    codes, _ = make(tmp_path / "db", batches=4)
+    with HashDB.open(tmp_path / "db") as db:
+        db.delete([0, 1, 2, 25, 40, 41])
+        for m in (1, 3, 17, 200):
+            fast = db.candidates(codes[[0, 25, 60]], m)
+            slow = TwoStageSearch.candidates(db, codes[[0, 25, 60]], m)
+            for a, b in zip(fast, slow):
+                assert np.array_equal(a, b)
