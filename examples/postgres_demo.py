@@ -53,13 +53,15 @@ def main() -> None:
                 dnh("search", *map(str, args.queries), "--db", db, "-k", str(args.k), "--json")
             )
             answers[name] = [
-                [(hit["distance"], hit["key"]) for hit in q["results"]] for q in found["queries"]
+                [(hit["distance"], hit["score"], hit["key"]) for hit in q["results"]]
+                for q in found["queries"]
             ]
         for q, query in enumerate(args.queries):
-            print(f"{query.name}: " + ", ".join(f"d={d}" for d, _ in answers["folder"][q]))
+            print(f"{query.name}: " + ", ".join(f"d={d} s={s:.3f}" for d, s, _ in answers["folder"][q]))
         same = answers["folder"] == answers["PostgreSQL"] == answers["3 shards"]
         print(
-            "the folder, PostgreSQL and the three shards give the same answers" if same else "ANSWERS DIFFER"
+            "the folder, PostgreSQL and the three shards give the same two-stage answers" if same
+            else "ANSWERS DIFFER"
         )
         if not same:
             raise SystemExit(1)

@@ -94,7 +94,8 @@ def main() -> None:
             print(f"{answer['query']} ({ms:.1f} ms over HTTP):")
             for hit in answer["results"]:
                 print(
-                    f"  #{hit['rank']:<3} distance {hit['distance']:<3} id {hit['id']:<6} "
+                    f"  #{hit['rank']:<3} likeness {hit['score'] or 0:.3f} distance {hit['distance']:<3} "
+                    f"id {hit['id']:<6} "
                     f"{hit['organ'] or '-'} / {hit['disease'] or '-'}  {hit['source']}"
                 )
             best = answer["results"][0]["id"]
