@@ -1,1 +1,2 @@
-"""Evaluation: retrieval metrics, the reference and tie-aware protocols, plots and baselines."""
+"""Evaluation: retrieval metrics, the reference, tie-aware and two-stage protocols, instance
+retrieval under alterations, plots and baselines."""

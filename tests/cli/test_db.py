@@ -120,10 +120,12 @@ def test_an_old_database_searches_by_hamming_then_upgrades(tmp_path: Path, train
     upgraded = _json(["db", "upgrade", str(old), "--out", str(tmp_path / "new"), str(scans), "--json"])
     assert (upgraded["count"], upgraded["rerank"], upgraded["upgraded"]) == (5, True, True)
     assert _json(["db", "info", str(tmp_path / "new"), "--json"])["rerank"]["kind"] == "h-int8"
-    answer = _json(["search", str(scans / "patient0.png"), "--db", str(tmp_path / "new"), "-k", "3", "--json"])
+    answer = _json(["search", str(scans / "patient0.png"), "--db", str(tmp_path / "new"), "-k", "3",
+                    "--json"])
     first = answer["queries"][0]["results"][0]
     assert answer["rerank"] is True and first["source"].endswith("patient0.png") and first["score"] > 0.99
-    again = runner.invoke(app, ["db", "upgrade", str(tmp_path / "new"), "--out", str(tmp_path / "x"), str(scans)])
+    again = runner.invoke(app, ["db", "upgrade", str(tmp_path / "new"), "--out", str(tmp_path / "x"),
+                                str(scans)])
     assert again.exit_code == 1 and "already" in again.stderr
     for flags in (["--oversample", "0"], ["--oversample", "1001"]):
         refused = runner.invoke(app, ["search", str(scans / "patient0.png"), "--db", str(db), *flags])

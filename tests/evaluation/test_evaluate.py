@@ -10,6 +10,7 @@ import pytest
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.deploy.backends import load_backend
 from dnhcli.errors import DataError, InputError, ModelError, OutputExistsError
+from dnhcli.evaluation.alterations import ALTERATION_NAMES
 from dnhcli.evaluation.evaluate import EvalConfig, evaluate
 from dnhcli.evaluation.protocol import evaluate_codes
 from dnhcli.retrieval.hashing import HashConfig, hash_into_db
@@ -42,10 +43,59 @@ def test_dump_rechecks_the_figures_and_db_matches_split(synthetic_dataset: Path,
     via_db = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, db=db, ks=(5, 50)))
     assert via_db.to_json()["strict"] == report.to_json()["strict"]
     assert via_db.to_json()["reference"] == report.to_json()["reference"]
+    for part in ("two_stage", "instance", "likeness_ratio"):  # the stored vectors give the same figures
+        assert via_db.to_json()[part] == report.to_json()[part], part
+    assert via_db.to_json()["config"]["db_vectors"] is True and via_db.notices == []
     with HashDB.open(db) as database:  # deleted items are not evaluated
         database.delete([0, 1, 2])
     fewer = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, db=db, ks=(5, 50)))
     assert fewer.to_json()["config"]["db_items"] == len(gallery) - 3
+    assert fewer.instance is not None and fewer.instance["gallery"] == len(gallery) - 3
+
+
+def test_two_stage_instance_and_likeness(synthetic_dataset: Path, trained_model: Path) -> None:
+    report = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, ks=(5, 50), instance_sample=40))
+    out = report.to_json()
+    two = out["two_stage"]
+    assert set(two) == {"reference", "strict", "tie_aware", "per_organ", "codes"}
+    assert set(two["strict"]) == {f"{n}@{k}" for n in ("mAP", "nDCG", "P", "mMV") for k in (5, 50)}
+    assert set(two["tie_aware"]["strict"]) == set(out["tie_aware"]["strict"])
+    assert two["codes"]["oversample"] == 10 and set(two["per_organ"]) == set(out["per_organ"])
+    instance = out["instance"]
+    assert instance["sample"] == 40 and instance["alterations"] == list(ALTERATION_NAMES)
+    for ranking in ("hamming", "two_stage"):
+        assert set(instance[ranking]) == set(ALTERATION_NAMES)
+        assert all(0 <= v["recall@1"] <= v["recall@10"] <= 1 for v in instance[ranking].values())
+    assert instance["two_stage"]["exact"]["recall@1"] == 1.0  # its own vector scores highest
+    like = out["likeness_ratio"]
+    assert like["k"] == 10 and like["sample"] == min(40, out["config"]["queries"])
+    assert like["hamming"]["ratio"] > 0
+    assert like["two_stage"]["queries"] > 0
+    assert out["codes"]["mean_gallery_tie_size"] >= 1.0
+    assert {"rerank", "oversample", "instance", "instance_sample", "seed"} <= set(out["config"])
+
+    plain = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, ks=(5, 50), rerank=False,
+                                instance=False))
+    assert plain.to_json()["strict"] == out["strict"]  # the Hamming figures do not change
+    assert plain.two_stage is None and plain.instance is None
+    assert plain.likeness is not None and plain.likeness["two_stage"] is None
+
+
+def test_db_without_vectors_skips_two_stage(synthetic_dataset: Path, trained_model: Path,
+                                            tmp_path: Path) -> None:
+    new, old = tmp_path / "new", tmp_path / "old"
+    hash_into_db(HashConfig(model=trained_model, db=new, data=synthetic_dataset, split="gallery"))
+    with HashDB.open(new) as source:  # the same items, as a database written before re-rank vectors
+        live, fingerprint = source.live_ids(), source.model_fingerprint
+        codes, records = source.codes()[live], [{k: v for k, v in r.items() if k != "id"}
+                                                for r in source.metadata(live)]
+    with HashDB.create(old, bits=16, model_fingerprint=fingerprint) as db:
+        db.add(codes, records)
+    report = evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, db=old, ks=(10,),
+                                 instance_sample=20))
+    assert report.two_stage is None and len(report.notices) == 1 and "re-rank vectors" in report.notices[0]
+    assert report.instance is not None and report.instance["two_stage"] is None
+    assert report.instance["hamming"]["exact"]["recall@10"] > 0
 
 
 def test_asymmetric_tie_break_runs_on_a_model(synthetic_dataset: Path, trained_model: Path) -> None:
@@ -70,6 +120,10 @@ def test_outputs_are_checked_before_work(synthetic_dataset: Path, trained_model:
         evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, plot=tmp_path / "x.jpg"))
     with pytest.raises(InputError):
         evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, tie_break="random"))
+    with pytest.raises(InputError, match="--oversample"):
+        evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, oversample=0))
+    with pytest.raises(InputError, match="--instance-sample"):
+        evaluate(EvalConfig(model=trained_model, data=synthetic_dataset, instance_sample=-1))
     assert not (tmp_path / "x.jpg").exists()
 
 
