@@ -65,7 +65,8 @@ def median_ms(work, count: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--oversample", type=int, default=10)
@@ -87,8 +88,8 @@ def main() -> None:
             hamming = median_ms(lambda i: db.search(codes[i:i + 1], args.k), args.queries)
             two = median_ms(lambda i: db.search_two_stage(codes[i:i + 1], h[i:i + 1], args.k,
                                                           args.oversample), args.queries)
-            lims, _, ids = db.candidates(codes[:1], args.k * args.oversample)
-            fetch = median_ms(lambda i: db.vectors(ids), 5)
+            lims, _, found = db.candidates(codes[:1], args.k * args.oversample)
+            fetch = median_ms(lambda i, found=found: db.vectors(found), 5)
             print(f"threads {threads}: Hamming top-{args.k} {hamming:.2f} ms, two-stage {two:.2f} ms "
                   f"(ratio {two / hamming:.2f}x; {int(lims[-1])} candidates for query 0, their vectors "
                   f"fetched in {fetch:.3f} ms)")

@@ -186,15 +186,17 @@ def _check_outputs(config: EvalConfig) -> None:
     check_sample(config.instance_sample)
 
 
-def evaluate(config: EvalConfig, progress: ProgressFn = no_progress) -> EvalReport:
-    """Run one evaluation; outputs are checked before any slow work and written atomically."""
+def evaluate(config: EvalConfig, progress: ProgressFn = no_progress, backend: Backend | None = None
+             ) -> EvalReport:
+    """Run one evaluation; outputs are checked before any slow work and written atomically.
+    `backend` replaces loading `config.model` (e.g. a no-learning baseline with `encode`)."""
     started = time.perf_counter()
     _check_outputs(config)
     if config.threads is not None:
         import torch
 
         torch.set_num_threads(config.threads)
-    backend = load_backend(config.model, config.threads)
+    backend = backend or load_backend(config.model, config.threads)
     dataset = PreparedDataset.open(config.data)
     query = _split_side(dataset, "query", backend, progress)
     notices: list[str] = []
