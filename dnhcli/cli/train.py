@@ -88,6 +88,15 @@ def train_command(
     ordinal: Annotated[bool, typer.Option(
         help="Graded hash centres for organs whose diseases are ordered grades (Retina).")
     ] = _D.ordinal,
+    instance_weight: Annotated[float, typer.Option(
+        help="Weight of the instance term: NT-Xent between the codes of two altered views of each "
+             "image, so distinct images get distinct codes (0 = off, one view).")
+    ] = _D.instance_weight,
+    instance_temperature: Annotated[float, typer.Option(
+        help="Temperature of the instance term's NT-Xent.")] = _D.instance_temperature,
+    instance_balance: Annotated[float, typer.Option(
+        help="Weight of bit balance + decorrelation of the codes (with the two views; 0 = off).")
+    ] = _D.instance_balance,
     preset: Annotated[str, typer.Option(
         help="Start from a preset: " + ", ".join(PRESETS) + " (reference: the reference method, "
              "LeNet-5 + DNH with the reference's settings). Options given here override it.")
@@ -106,8 +115,9 @@ def train_command(
 
     Writes last.pt, best.pt (by validation disease-level mAP@100) and summary.csv to --out.
     Resume with the same command plus --resume (only --epochs may change).
-    The defaults train the BN CNN toward hash centres; --preset reference trains the reference
-    method.
+    The defaults train the BN CNN toward hash centres plus an instance term (two altered views
+    of each image, NT-Xent), so distinct images get distinct codes; --preset reference trains
+    the reference method.
     """
     options = dict(locals())  # the hyperparameters given on the command line override the preset
     given = {name: value for name, value in options.items() if name in _FIELDS
@@ -133,11 +143,17 @@ def _render(result: TrainResult) -> None:
         ("time", f"{result.seconds:.1f} s, {last.images_per_second:.0f} training images/s"),
         ("val mAP@100", f"organ {last.val_organ_map:.4f}, disease {last.val_disease_map:.4f}"),
         ("losses", f"class {last.loss_class:.4f}, J1 {last.loss_j1:.4f}, J2 {last.loss_j2:.4f}, "
-                   f"disc {last.loss_disc:.4f}, quant {last.loss_quant:.4f}, centre {last.loss_centre:.4f}"),
+                   f"disc {last.loss_disc:.4f}, quant {last.loss_quant:.4f}, centre {last.loss_centre:.4f}, "
+                   f"instance {last.loss_instance:.4f}"),
         ("fragile components", f"{100 * last.fragile_fraction:.3f}% of val code components "
                                "with |h| < 0.01"),
         ("distinct val codes", str(last.distinct_codes)),
     ]
+    for split, distinct, tie in (("train", last.train_distinct_codes, last.train_mean_tie),
+                                 ("val", last.distinct_codes, last.val_mean_tie)):
+        if distinct is not None and tie is not None:
+            rows.append((f"{split} codes", f"{distinct} distinct, mean tie size {tie:.1f} "
+                                           f"(items sharing an item's exact code, itself included)"))
     for name, value in rows:
         table.add_row(name, value)
     stdout.print(table)

@@ -26,7 +26,7 @@ class Hyperparams:
     arch: str = "bncnn"
     bits: int = 48
     classes: str = "class"
-    epochs: int = 30
+    epochs: int = 15
     lr: float = 1e-3
     batch_size: int = 128
     class_weight: float = 1.0
@@ -49,6 +49,9 @@ class Hyperparams:
     sampling: str = "natural"
     logit_adjust: float = 0.0
     ordinal: bool = False
+    instance_weight: float = 1.0
+    instance_temperature: float = 0.3
+    instance_balance: float = 0.0
 
     def check(self) -> None:
         from dnhcli.index.codes import validate_bits  # numpy: not needed for `dnh train --help`
@@ -75,8 +78,11 @@ class Hyperparams:
             raise InputError(f"--shift must be between 0 and 8 pixels, got {self.shift}")
         if not 0 <= self.label_smoothing < 1:
             raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.01 <= self.instance_temperature <= 10:
+            raise InputError(f"--instance-temperature must be between 0.01 and 10, "
+                             f"got {self.instance_temperature}")
         for name in ("class_weight", "alpha1", "alpha2", "beta", "quantization", "weight_decay",
-                     "centre_weight", "logit_adjust"):
+                     "centre_weight", "logit_adjust", "instance_weight", "instance_balance"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise InputError(f"--{name.replace('_', '-')} must be zero or positive and finite, "
                                  f"got {getattr(self, name)}")
@@ -92,7 +98,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 256, "class_weight": 1.0, "alpha1": 0.5, "alpha2": 0.5, "beta": 0.6,
         "gamma": 1.0, "quantization": 0.0, "balance": False, "organ_balance": False, "shift": 0,
         "hflip": False, "lr_schedule": "constant", "weight_decay": 0.0, "label_smoothing": 0.0,
-        "sampling": "natural", "logit_adjust": 0.0, "ordinal": False},
+        "sampling": "natural", "logit_adjust": 0.0, "ordinal": False, "instance_weight": 0.0,
+        "instance_balance": 0.0},
 }
 
 

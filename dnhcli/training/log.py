@@ -15,7 +15,8 @@ from dnhcli.evaluation.metrics import average_precision_at_k, relevance
 from dnhcli.index.codes import codes_from_continuous, distinct_codes, fragile_fraction
 from dnhcli.index.search import topk
 
-LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_centre", "loss_total")
+LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_centre", "loss_total",
+              "loss_instance")
 VAL_K = 100
 
 
@@ -37,6 +38,12 @@ class EpochStats:
     train_seconds: float
     images_per_second: float
     loss_centre: float = 0.0  # the centres objective's term (0 with the dnh objective)
+    loss_instance: float = 0.0  # NT-Xent of the two views, unweighted (0 without the instance term)
+    # code spread of a validated epoch: distinct codes among the train images, and the mean tie
+    # size (mean over items of how many items of the split, itself included, share its code)
+    train_distinct_codes: int | None = None
+    val_mean_tie: float | None = None
+    train_mean_tie: float | None = None
 
     def describe(self) -> str:
         text = f"loss {self.loss_total:.3f}  disc {self.loss_disc:.3f}"
@@ -46,13 +53,24 @@ class EpochStats:
 
 
 NOT_VALIDATED: dict[str, float | int | None] = {
-    "val_organ_map": None, "val_disease_map": None, "fragile_fraction": None, "distinct_codes": None}
+    "val_organ_map": None, "val_disease_map": None, "fragile_fraction": None, "distinct_codes": None,
+    "train_distinct_codes": None, "val_mean_tie": None, "train_mean_tie": None}
+
+
+def mean_tie_size(packed: np.ndarray) -> float:
+    """Mean over the rows of how many rows (itself included) hold exactly its code: sum of the
+    squared counts of the distinct codes / N (1.0 when all codes differ, N when all are equal)."""
+    packed = np.asarray(packed)
+    if len(packed) == 0:
+        return 0.0
+    _, counts = np.unique(packed, axis=0, return_counts=True)
+    return float((counts.astype(np.float64) ** 2).sum() / len(packed))
 
 
 def validation_metrics(val_h: np.ndarray, train_h: np.ndarray, val: SplitData,
                        train: dict[str, torch.Tensor]) -> dict[str, float | int | None]:
     """Organ- and disease-level mAP@100 of val against train (Hamming on sign codes), the share
-    of fragile components (|h| < 0.01) and the number of distinct codes among val images."""
+    of fragile components (|h| < 0.01), and the distinct codes and mean tie size of each split."""
     val_codes, train_codes = codes_from_continuous(val_h), codes_from_continuous(train_h)
     val_labels = np.asarray(val.labels)[:, 1:3]
     train_labels = torch.stack([train["organ"], train["disease"]], dim=1).numpy()
@@ -64,6 +82,9 @@ def validation_metrics(val_h: np.ndarray, train_h: np.ndarray, val: SplitData,
         "val_disease_map": round(float(disease.mean()), 6),
         "fragile_fraction": round(fragile_fraction(val_h), 6),
         "distinct_codes": distinct_codes(val_codes),
+        "train_distinct_codes": distinct_codes(train_codes),
+        "val_mean_tie": round(mean_tie_size(val_codes), 4),
+        "train_mean_tie": round(mean_tie_size(train_codes), 4),
     }
 
 

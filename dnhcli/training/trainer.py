@@ -27,12 +27,12 @@ from dnhcli.data.dataset import PreparedDataset, SplitData
 from dnhcli.errors import DnhError, InputError, OutputExistsError
 from dnhcli.index import search
 from dnhcli.manifest import package_versions
-from dnhcli.models import centres, losses
+from dnhcli.models import centres, instance, losses
 from dnhcli.models.checkpoint import load_checkpoint, save_checkpoint
 from dnhcli.models.encode import channels_last, encode_images, to_input
 from dnhcli.models.registry import create_model, model_defaults
 from dnhcli.progress import ProgressFn, no_progress
-from dnhcli.training import augment
+from dnhcli.training import augment, views
 from dnhcli.training.config import SELECTION_METRIC, Hyperparams, TrainConfig
 from dnhcli.training.log import LOSS_NAMES, NOT_VALIDATED, EpochStats, validation_metrics, write_summary
 
@@ -55,7 +55,14 @@ class TrainResult:
                 "seconds": round(self.seconds, 3), "best_metric": self.best_metric,
                 "best_epoch": self.best_epoch, "metric": SELECTION_METRIC,
                 "fragile_fraction": final.fragile_fraction, "distinct_codes": final.distinct_codes,
-                "last_epoch": asdict(final)}
+                "last_epoch": asdict(final), "codes": self.codes()}
+
+    def codes(self) -> dict[str, Any]:
+        """Distinct codes and mean tie size of the train and val codes of the last epoch."""
+        final = self.history[-1]
+        return {"epoch": final.epoch,
+                "train": {"distinct": final.train_distinct_codes, "mean_tie": final.train_mean_tie},
+                "val": {"distinct": final.distinct_codes, "mean_tie": final.val_mean_tie}}
 
 
 class TrainingInterrupted(DnhError):
@@ -108,6 +115,7 @@ class Trainer:
         # class-balanced centre loss: image weights 1 / (classes * share of its class), mean 1
         freq = _frequencies(self.train["klass"], len(dataset.class_names))
         self.class_weights = 1.0 / (len(dataset.class_names) * freq)
+        self.instance = hp.instance_weight > 0 or hp.instance_balance > 0
         self._facts = self._static_facts()
 
     def _generator(self, epoch: int, stream: int) -> torch.Generator:
@@ -119,14 +127,25 @@ class Trainer:
         """One optimisation step on the items `idx`; returns the detached loss terms."""
         hp, t = self.hp, self.train
         x = to_input(t["images"][idx])
-        if aug_gen is not None:
-            x = augment.augment(x, hp.shift, hp.hflip, aug_gen)
-        f, h = self.model.encoder.features(x)
+        j_inst = nt_xent = torch.zeros(())
+        if self.instance and aug_gen is not None:
+            # two views in one forward pass; the instance term ties each image's two codes
+            x1, x2 = views.two_views(x, aug_gen, shift=hp.shift, hflip=hp.hflip)
+            f, h = self.model.encoder.features(torch.cat([x1, x2]))
+            j_inst, nt_xent = self._instance_loss(h)
+            if hp.objective != "centres":  # the dnh pair terms on view 1
+                f, h = f[:len(idx)], h[:len(idx)]
+            idx = idx.repeat(len(f) // len(idx))
+        else:
+            if aug_gen is not None:
+                x = augment.augment(x, hp.shift, hp.hflip, aug_gen)
+            f, h = self.model.encoder.features(x)
         organ, disease = t["organ"][idx], t["disease"][idx]
         j_class = losses.classification_loss(self.model.classifier(f), t["target"][idx],
                                              hp.label_smoothing, self.log_prior)
         if hp.objective == "centres":
-            return self._centre_step(h, j_class, losses.quantization_loss(h), t["klass"][idx])
+            return self._centre_step(h, j_class, losses.quantization_loss(h), t["klass"][idx],
+                                     j_inst, nt_xent)
         # this order of the terms fixes autograd's order of summing gradients, hence the weights
         j1, j2 = losses.pair_losses(h, organ, disease, hp.gamma, hp.balance,
                                     hp.organ_balance)
@@ -139,6 +158,8 @@ class Trainer:
             j_disc = torch.zeros(())
         encoder_loss = (hp.class_weight * j_class + hp.alpha1 * j1 + hp.alpha2 * j2
                         + hp.quantization * j_quant)
+        if self.instance:
+            encoder_loss = encoder_loss + j_inst
         self.optimizer.zero_grad(set_to_none=True)
         self.disc_optimizer.zero_grad(set_to_none=True)
         (encoder_loss + j_disc).backward()
@@ -146,20 +167,36 @@ class Trainer:
         if hp.beta > 0:
             self.disc_optimizer.step()
         total = encoder_loss - hp.beta * j_disc
-        return torch.stack([j_class, j1, j2, j_disc, j_quant, torch.zeros(()), total]).detach()
+        return torch.stack([j_class, j1, j2, j_disc, j_quant, torch.zeros(()), total,
+                            nt_xent]).detach()
+
+    def _instance_loss(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the weighted instance term, NT-Xent alone) on the codes of view 1 then view 2:
+        lambda NT-Xent + balance weight (bit balance + decorrelation)."""
+        hp, n = self.hp, len(h) // 2
+        nt_xent = instance.nt_xent(h[:n], h[n:], hp.instance_temperature)
+        term = hp.instance_weight * nt_xent
+        if hp.instance_balance > 0:
+            term = term + hp.instance_balance * (instance.bit_balance(h) + instance.decorrelation(h))
+        return term, nt_xent
 
     def _centre_step(self, h: torch.Tensor, j_class: torch.Tensor, j_quant: torch.Tensor,
-                     klass: torch.Tensor) -> torch.Tensor:
-        """The centres objective: c J_class + w J_centre + q J_quant (no pairs, no discriminator)."""
+                     klass: torch.Tensor, j_inst: torch.Tensor | None = None,
+                     nt_xent: torch.Tensor | None = None) -> torch.Tensor:
+        """The centres objective: c J_class + w J_centre + q J_quant (+ the weighted instance
+        term; no pairs, no discriminator)."""
         hp = self.hp
         weights = self.class_weights[klass] if hp.balance else None
         j_centre = centres.centre_loss(h, self.centres[klass], weights)
         total = hp.class_weight * j_class + hp.centre_weight * j_centre + hp.quantization * j_quant
+        zero = torch.zeros(())
+        if self.instance and j_inst is not None:
+            total = total + j_inst
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        zero = torch.zeros(())
-        return torch.stack([j_class, zero, zero, zero, j_quant, j_centre, total]).detach()
+        return torch.stack([j_class, zero, zero, zero, j_quant, j_centre, total,
+                            zero if nt_xent is None else nt_xent]).detach()
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the train split in a seeded order; mean of each loss term."""
@@ -167,7 +204,8 @@ class Trainer:
         n = len(self.train["images"])
         order = self._order(epoch, n)
         pair_gen = self._generator(epoch, 1)
-        aug_gen = self._generator(epoch, 2) if self.hp.shift > 0 or self.hp.hflip else None
+        augmenting = self.hp.shift > 0 or self.hp.hflip or self.instance
+        aug_gen = self._generator(epoch, 2) if augmenting else None
         factor = augment.lr_factor(self.hp.lr_schedule, epoch, self.hp.epochs)
         for opt in (self.optimizer, self.disc_optimizer):
             for group in opt.param_groups:
