@@ -38,12 +38,13 @@ def build_db(out: Path, model: Path, data: Path, items: int) -> Path:
     it exists with the same size and model."""
     from dnhcli.deploy.backends import load_backend
     from dnhcli.index.codes import codes_from_continuous
+    from dnhcli.index.rerank import quantize_vectors
     from dnhcli.stores.hashdb import HashDB
 
     backend = load_backend(model)
     if (out / "manifest.json").exists():
         with HashDB.open(out, verify=False) as db:
-            if len(db) == items and db.model_fingerprint == backend.fingerprint:
+            if len(db) == items and db.model_fingerprint == backend.fingerprint and db.has_vectors:
                 return out
     import shutil
 
@@ -52,7 +53,8 @@ def build_db(out: Path, model: Path, data: Path, items: int) -> Path:
     organs = [c["name"] for c in meta["classes"]]
     gallery = np.load(data / "gallery_images.npy")
     labels = np.load(data / "gallery_labels.npy")
-    real = codes_from_continuous(backend.encode(gallery))
+    h = backend.encode(gallery)
+    real = codes_from_continuous(h)
     rng = np.random.default_rng(0)
     db = HashDB.create(
         out,
@@ -60,6 +62,7 @@ def build_db(out: Path, model: Path, data: Path, items: int) -> Path:
         backend.fingerprint,
         {"model": str(model)},
         model_file=model if model.suffix == ".onnx" else None,
+        vectors=True,  # two-stage search, as `dnh hash` makes them
     )
     with db:
         db.add(
@@ -72,17 +75,20 @@ def build_db(out: Path, model: Path, data: Path, items: int) -> Path:
                 }
                 for i in range(len(real))
             ],
+            quantize_vectors(h),
         )
         step = 250_000
         for start in range(len(real), items, step):
             count = min(step, items - start)
-            codes = rng.integers(0, 256, (count, backend.bits // 8), dtype=np.uint8)
+            noise = rng.uniform(-1, 1, (count, backend.bits)).astype(np.float32)
+            codes, vectors = codes_from_continuous(noise), quantize_vectors(noise)
             db.add(
                 codes,
                 [
                     {"source": f"synthetic/{start + i}.png", "organ": "synthetic", "disease": "none"}
                     for i in range(count)
                 ],
+                vectors,
             )
     return out
 

@@ -34,7 +34,7 @@ class ModelDefaults:
 OBJECTIVES = {
     "dnh": "the reference: classification + Cauchy J1/J2 + order discriminator (+ quantization)",
     "centres": "hierarchical hash centres (organ block + disease block, BCE) + classification "
-               "(+ quantization)",
+               "(+ quantization, + the instance term between two views of each image)",
 }
 
 _Builder = Callable[[int, int], "DNHNetwork"]
