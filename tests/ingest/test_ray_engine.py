@@ -30,6 +30,13 @@ def _items(db: Path) -> tuple[np.ndarray, list[dict]]:
         return handle.codes()[ids], handle.metadata(ids)
 
 
+def _vectors(db: Path) -> np.ndarray:
+    from dnhcli.stores.hashdb import HashDB
+
+    with HashDB.open(db) as handle:
+        return handle.vectors(handle.live_ids()).astype(np.int16)
+
+
 @pytest.mark.parametrize("model_kind", ["checkpoint", "onnx", "openvino"])
 def test_ray_stores_what_local_stores(tmp_path: Path, mixed_inputs: Path, trained_model: Path,
                                       exported: Path, model_kind: str) -> None:
@@ -43,6 +50,8 @@ def test_ray_stores_what_local_stores(tmp_path: Path, mixed_inputs: Path, traine
     codes_ray, meta_ray = _items(tmp_path / "ray")
     assert np.array_equal(codes_local, codes_ray)  # same order too: the same ids
     assert meta_local == meta_ray
+    # the re-rank vectors too (within one int8 step: a thread count may move h in its last bits)
+    assert np.abs(_vectors(tmp_path / "local") - _vectors(tmp_path / "ray")).max() <= 1
     again = _hash("--model", str(model), "--db", str(tmp_path / "ray"), str(mixed_inputs), "--engine", "ray")
     assert again["added"] == 0 and again["skipped"] == ray["added"]
 
