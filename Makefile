@@ -37,8 +37,15 @@ demo: setup system
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model --threads 2 --force
 	rm -rf $(DEMO)/hashdb
 	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb --data $(DEMO)/data --split gallery
-	$(BIN)/python -c "import numpy as np; np.save('$(DEMO)/query.npy', np.load('$(DEMO)/data/query_images.npy')[:3])"
+	# three queries: an altered copy of stored gallery image 0 (1 px shift, +8% brightness), then two new images
+	$(BIN)/python -c "import numpy as np; g = np.load('$(DEMO)/data/gallery_images.npy'); \
+		twin = np.clip(np.roll(g[0], 1, axis=1) * 1.08, 0, 255).astype(np.uint8); \
+		np.save('$(DEMO)/query.npy', np.concatenate([twin[None], np.load('$(DEMO)/data/query_images.npy')[:2]]))"
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb -k 5 --montage $(DEMO)/montage.png
+	$(BIN)/dnh search $(DEMO)/query.npy --db $(DEMO)/hashdb -k 1 --json | $(BIN)/python -c "import json, sys; \
+		hit = json.load(sys.stdin)['queries'][0]['results'][0]; \
+		print(f'near-twin search: stored item {hit[\"id\"]} first (score {hit[\"score\"]:.3f}, distance {hit[\"distance\"]})'); \
+		sys.exit(hit['id'] != 0)"
 	$(BIN)/dnh evaluate --model $(DEMO)/model/best.pt --data $(DEMO)/data --db $(DEMO)/hashdb \
 		--plot $(DEMO)/eval.png --dump $(DEMO)/eval-dump --force
 	$(BIN)/dnh export --model $(DEMO)/model/best.pt --out $(DEMO)/export --data $(DEMO)/data --force
