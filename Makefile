@@ -37,9 +37,10 @@ demo: setup system
 	$(BIN)/dnh train --data $(DEMO)/data --out $(DEMO)/model --threads 2 --force
 	rm -rf $(DEMO)/hashdb
 	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb --data $(DEMO)/data --split gallery
-	# three queries: an altered copy of stored gallery image 0 (1 px shift, +8% brightness), then two new images
-	$(BIN)/python -c "import numpy as np; g = np.load('$(DEMO)/data/gallery_images.npy'); \
-		twin = np.clip(np.roll(g[0], 1, axis=1) * 1.08, 0, 255).astype(np.uint8); \
+	# three queries: a copy of stored gallery image 0 re-saved as JPEG (quality 75), then two new images
+	$(BIN)/python -c "import io, numpy as np; from PIL import Image; g = np.load('$(DEMO)/data/gallery_images.npy'); \
+		out = io.BytesIO(); Image.fromarray(g[0]).save(out, 'JPEG', quality=75); \
+		twin = np.asarray(Image.open(out)); \
 		np.save('$(DEMO)/query.npy', np.concatenate([twin[None], np.load('$(DEMO)/data/query_images.npy')[:2]]))"
 	$(BIN)/dnh search $(DEMO)/query.npy --model $(DEMO)/model/best.pt --db $(DEMO)/hashdb -k 5 --montage $(DEMO)/montage.png
 	$(BIN)/dnh search $(DEMO)/query.npy --db $(DEMO)/hashdb -k 1 --json | $(BIN)/python -c "import json, sys; \
