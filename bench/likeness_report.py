@@ -58,7 +58,41 @@ def render(rows: dict[str, list[dict[str, float]]], labels: dict[str, str], spli
                 lines.append(" | ".join([
                     f"| {labels[name]}", "Hamming only" if stage == "hamming" else "two-stage",
                     *(_cell(runs, f"{stage}.recall@{k}.{a}", 2) for a in ALTERATIONS)]) + " |")
+    first = next(iter(rows))
+    lines += targets(rows[first], labels[first])
     return "\n".join(lines)
+
+
+TARGETS = [  # (what, key, goal: at least, or below -goal when negative)
+    ("exact copy, recall@1", "two_stage.recall@1.exact", 0.99),
+    *((f"{a}, recall@1", f"two_stage.recall@1.{a}", 0.95) for a in
+      ("jpeg", "intensity+10", "intensity-10", "contrast", "shift1", "shift2", "rescale0.9", "rescale1.1",
+       "noise")),
+    ("rotate5, recall@10", "two_stage.recall@10.rotate5", 0.95),
+    ("strict mAP@10", "two_stage.strict_mAP@10", 0.88),
+    ("standard (strict) nDCG@10", "two_stage.strict_nDCG@10", 0.90),
+    ("reference mAP@10", "two_stage.reference_mAP@10", 0.995),
+    ("mMV@10 Breast (ResNet-18 accuracy)", "two_stage.mMV@10.Breast", 0.863),
+    ("mMV@10 Pneumonia (ResNet-18 accuracy)", "two_stage.mMV@10.Pneumonia", 0.854),
+    ("mMV@10 Retina (ResNet-18 accuracy)", "two_stage.mMV@10.Retina", 0.524),
+    ("likeness ratio inside a class (below 1)", "two_stage.likeness", -1.0),
+]
+
+
+def targets(runs: list[dict[str, float]], label: str) -> list[str]:
+    """Issue 24's targets against `runs` (the default's two-stage figures): met, or the gap."""
+    lines = ["", f"### Issue 24's targets: {label}, two-stage", "",
+             "| target | goal | measured | |", "|---|---|---|---|"]
+    for what, key, goal in TARGETS:
+        values = [r[key] for r in runs if key in r]
+        if not values:
+            continue
+        mean = float(np.mean(values))
+        met = mean < -goal if goal < 0 else mean >= goal
+        bound = f"< {-goal:g}" if goal < 0 else f">= {goal:g}"
+        gap = "met" if met else f"missed by {abs(mean - abs(goal)):.3f}"
+        lines.append(f"| {what} | {bound} | {mean:.3f} | {gap} |")
+    return lines
 
 
 def flat(rows: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
