@@ -191,7 +191,8 @@ def dnh_hash_full_and_locked(tally: Tally, work: Path, model: Path) -> None:
         lock = None
         if kind.startswith("locked"):
             lock = HashDB.open(path)
-            lock.add(np.zeros((0, codes.shape[1]), np.uint8))  # takes the write lock, adds nothing
+            nothing = np.zeros((0, 8 * codes.shape[1]), np.int8) if lock.has_vectors else None
+            lock.add(np.zeros((0, codes.shape[1]), np.uint8), vectors=nothing)  # the write lock, no item
         done = subprocess.run(command, capture_output=True, text=True, **kwargs)
         if lock is not None:
             lock.close()
