@@ -21,13 +21,12 @@ from dnhcli.evaluation.instance import (
     check_sample,
     instance_recall,
     likeness_ratio,
-    mean_tie_size,
     sample_indices,
 )
 from dnhcli.evaluation.protocol import DEFAULT_KS, TIE_BREAKS, Evaluation, _class_ids, evaluate_codes
 from dnhcli.evaluation.two_stage import evaluate_two_stage, two_stage_summary
 from dnhcli.folders import check_output_folder, staged_folder
-from dnhcli.index.codes import codes_from_continuous
+from dnhcli.index.codes import codes_from_continuous, mean_tie_size
 from dnhcli.index.ranking import asymmetric_rank
 from dnhcli.index.rerank import DEFAULT_OVERSAMPLE, check_oversample, quantize_vectors, two_stage_arrays
 from dnhcli.index.search import topk
@@ -209,7 +208,7 @@ def evaluate(config: EvalConfig, progress: ProgressFn = no_progress, backend: Ba
     evaluation = evaluate_codes(query.codes, gallery.codes, qlab, glab, config.ks, query_h=query.h,
                                 tie_break=config.tie_break, radius=config.radius, organ_names=organs,
                                 threads=config.threads, progress=progress)
-    evaluation.counts["mean_gallery_tie_size"] = mean_tie_size(gallery.codes)
+    evaluation.counts["mean_gallery_tie_size"] = round(mean_tie_size(gallery.codes), 3)
     facts = {
         "model": str(config.model), "backend": backend.name, "model_fingerprint": backend.fingerprint,
         "bits": backend.bits, "data": str(config.data), "dataset_fingerprint": dataset.fingerprint,

@@ -49,15 +49,6 @@ def sample_indices(n: int, sample: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
 
 
-def mean_tie_size(codes: np.ndarray) -> float:
-    """Mean over items of the number of items with exactly its code (itself included)."""
-    codes = np.asarray(codes)
-    if len(codes) == 0:
-        return 0.0
-    _, counts = np.unique(codes, axis=0, return_counts=True)
-    return round(float((counts.astype(np.float64) ** 2).sum() / len(codes)), 3)
-
-
 def expected_hits(ahead: np.ndarray, tied: np.ndarray, k: int) -> np.ndarray:
     """E[hit@k] of an item placed uniformly inside a tie of `tied` items after `ahead` items
     (0 where tied is 0: the item was not ranked)."""

@@ -153,3 +153,13 @@ def distinct_codes(packed: np.ndarray) -> int:
     if len(packed) == 0:
         return 0
     return int(np.unique(packed, axis=0).shape[0])
+
+
+def mean_tie_size(packed: np.ndarray) -> float:
+    """Mean over the rows of how many rows (itself included) hold exactly its code: sum of the
+    squared counts of the distinct codes / N (1.0 when all codes differ, N when all are equal)."""
+    packed = np.asarray(packed)
+    if len(packed) == 0:
+        return 0.0
+    _, counts = np.unique(packed, axis=0, return_counts=True)
+    return float((counts.astype(np.float64) ** 2).sum() / len(packed))

@@ -12,7 +12,7 @@ import torch
 
 from dnhcli.data.dataset import SplitData
 from dnhcli.evaluation.metrics import average_precision_at_k, relevance
-from dnhcli.index.codes import codes_from_continuous, distinct_codes, fragile_fraction
+from dnhcli.index.codes import codes_from_continuous, distinct_codes, fragile_fraction, mean_tie_size
 from dnhcli.index.search import topk
 
 LOSS_NAMES = ("loss_class", "loss_j1", "loss_j2", "loss_disc", "loss_quant", "loss_centre", "loss_total",
@@ -55,16 +55,6 @@ class EpochStats:
 NOT_VALIDATED: dict[str, float | int | None] = {
     "val_organ_map": None, "val_disease_map": None, "fragile_fraction": None, "distinct_codes": None,
     "train_distinct_codes": None, "val_mean_tie": None, "train_mean_tie": None}
-
-
-def mean_tie_size(packed: np.ndarray) -> float:
-    """Mean over the rows of how many rows (itself included) hold exactly its code: sum of the
-    squared counts of the distinct codes / N (1.0 when all codes differ, N when all are equal)."""
-    packed = np.asarray(packed)
-    if len(packed) == 0:
-        return 0.0
-    _, counts = np.unique(packed, axis=0, return_counts=True)
-    return float((counts.astype(np.float64) ** 2).sum() / len(packed))
 
 
 def validation_metrics(val_h: np.ndarray, train_h: np.ndarray, val: SplitData,

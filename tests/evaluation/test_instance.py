@@ -15,12 +15,11 @@ from dnhcli.evaluation.instance import (
     hamming_hits,
     instance_recall,
     likeness_ratio,
-    mean_tie_size,
     two_stage_hits,
 )
 from dnhcli.evaluation.metrics import average_precision_at_ks, majority_vote_at_ks
 from dnhcli.evaluation.two_stage import evaluate_two_stage
-from dnhcli.index.codes import codes_from_continuous, hamming_distances, pack_codes
+from dnhcli.index.codes import codes_from_continuous, hamming_distances, mean_tie_size, pack_codes
 from dnhcli.index.rerank import quantize_vectors, scores, two_stage_arrays
 
 

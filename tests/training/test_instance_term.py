@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dnhcli.errors import InputError
+from dnhcli.index.codes import mean_tie_size
 from dnhcli.training import views
 from dnhcli.training.config import PRESETS, Hyperparams, TrainConfig, preset
-from dnhcli.training.log import mean_tie_size
 from dnhcli.training.trainer import train
 
 SMALL = {"epochs": 2, "batch_size": 64, "bits": 16, "seed": 4}
