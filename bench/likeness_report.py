@@ -92,6 +92,9 @@ def targets(runs: list[dict[str, float]], label: str) -> list[str]:
         bound = f"< {-goal:g}" if goal < 0 else f">= {goal:g}"
         gap = "met" if met else f"missed by {abs(mean - abs(goal)):.3f}"
         lines.append(f"| {what} | {bound} | {mean:.3f} | {gap} |")
+    lines += ["", "What was tried against the missed targets, with its figures: [TRAINING.md](TRAINING.md), "
+              "section \"The instance term\"; the speed targets: [BENCHMARKS.md](BENCHMARKS.md), section "
+              "\"Two-stage search against Hamming-only search\"."]
     return lines
 
 

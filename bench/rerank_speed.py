@@ -7,7 +7,8 @@ Builds a folder database of `--items` items (48-bit codes and int8 re-rank vecto
 are clustered like a trained model's (codes of 2,000 centres with a few bits flipped, so stage 1
 meets real ties) and times, per query (median of `--queries` single-query searches after a
 warm-up): `search` (Hamming top k), `search_two_stage` (k x oversample candidates, the whole tie
-at the cut, re-scored), and the share of it spent fetching and scoring vectors. Prints the ratio
+at the cut, re-scored), the two timed alternately query by query, and the time of fetching the
+candidates' vectors. Prints the ratio
 two-stage / Hamming for each thread count, the bytes per item, and the CPU.
 """
 
@@ -40,10 +41,15 @@ def cpu_name() -> str:
 
 
 def build(path: Path, items: int, seed: int = 0) -> None:
+    """The database of `items` clustered codes at `path` (kept from an earlier run if the same)."""
+    if (path / "manifest.json").exists():
+        with HashDB.open(path, verify=False) as db:
+            if len(db) == items and db.has_vectors and db.model_fingerprint == f"rerank-bench-{seed}":
+                return
     rng = np.random.default_rng(seed)
     centres = rng.integers(0, 2, (2000, BITS), dtype=np.uint8)
     shutil.rmtree(path, ignore_errors=True)
-    with HashDB.create(path, BITS, vectors=True) as db:
+    with HashDB.create(path, BITS, f"rerank-bench-{seed}", vectors=True) as db:
         for start in range(0, items, 250_000):
             n = min(250_000, items - start)
             bits = centres[rng.integers(0, len(centres), n)]
@@ -62,6 +68,19 @@ def median_ms(work, count: int) -> float:
         work(i)
         times.append(time.perf_counter() - began)
     return 1000 * float(np.median(times))
+
+
+def paired_ms(first, second, count: int) -> tuple[float, float]:
+    """Median ms of two searches timed alternately on the same queries (first(i), second(i), ...),
+    so that a slower or faster stretch of the machine falls on both alike."""
+    first(0), second(0)  # warm-up
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(count):
+        for work, out in ((first, times[0]), (second, times[1])):
+            began = time.perf_counter()
+            work(i)
+            out.append(time.perf_counter() - began)
+    return 1000 * float(np.median(times[0])), 1000 * float(np.median(times[1]))
 
 
 def main() -> None:
@@ -85,9 +104,10 @@ def main() -> None:
         print(f"bytes per item: code {BITS // 8} + re-rank vector {BITS} (int8) = {BITS // 8 + BITS}")
         for threads in (1, 2):
             kernels.set_threads(threads)
-            hamming = median_ms(lambda i: db.search(codes[i:i + 1], args.k), args.queries)
-            two = median_ms(lambda i: db.search_two_stage(codes[i:i + 1], h[i:i + 1], args.k,
-                                                          args.oversample), args.queries)
+            hamming, two = paired_ms(
+                lambda i: db.search(codes[i:i + 1], args.k),
+                lambda i: db.search_two_stage(codes[i:i + 1], h[i:i + 1], args.k, args.oversample),
+                args.queries)
             lims, _, found = db.candidates(codes[:1], args.k * args.oversample)
             fetch = median_ms(lambda i, found=found: db.vectors(found), 5)
             print(f"threads {threads}: Hamming top-{args.k} {hamming:.2f} ms, two-stage {two:.2f} ms "

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_report import write_report  # noqa: E402
 
 from dnhcli.data.dataset import PreparedDataset  # noqa: E402
+from dnhcli.data.defaults import SYNTHETIC_PER_CLASS  # noqa: E402
 from dnhcli.data.prepare import PrepareConfig, prepare_dataset  # noqa: E402
 from dnhcli.deploy.backends import load_backend  # noqa: E402
 from dnhcli.evaluation.baselines import fit_baseline  # noqa: E402
@@ -173,6 +174,8 @@ def main() -> None:
     parser.add_argument("--root", default="../shared/medmnist")
     parser.add_argument("--synthetic", action="store_true",
                         help="the embedded synthetic set (smoke runs)")
+    parser.add_argument("--synthetic-per-class", type=int, default=SYNTHETIC_PER_CLASS,
+                        help="images per class of the synthetic set")
     parser.add_argument("--out", default="runs/results")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, help="every variant's epochs (default: each its own)")
@@ -210,7 +213,7 @@ def main() -> None:
         if not (data / "manifest.json").is_file():
             root = None if args.synthetic else Path(args.root)
             prepare_dataset(PrepareConfig(out=data, synthetic=args.synthetic, root=root, subsets=SUBSETS,
-                                          seed=split))
+                                          seed=split, synthetic_per_class=args.synthetic_per_class))
         datasets[split] = PreparedDataset.open(data)
     dataset = datasets[0]
     jobs, rows = [], []

@@ -189,9 +189,21 @@ def write_report(path: Path, everything: list[dict[str, Any]], facts: dict[str, 
             "- What the training options gave, run by run, and why the hard organs stay below the "
             "ResNet-18 yardstick: [TRAINING.md](TRAINING.md), section \"Retrieval quality\".",
             "- A single run varies by about +-0.03 in strict mAP@10 (which validated epoch becomes best.pt "
-            "matters), hence the three seeds.", ""]
+            "matters), hence the three seeds.",
+            "- Likeness search (finding a stored image and its altered copies, two-stage search) and the "
+            "figures of the default with its instance term: the section written by "
+            "`bench/likeness_results.py` below.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    path.write_text("\n".join(out) + "\n" + _likeness_block(path), encoding="utf-8")
+
+
+def _likeness_block(path: Path) -> str:
+    """The section that bench/likeness_results.py keeps between its markers, carried over."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    begin, end = "<!-- LIKENESS BEGIN -->", "<!-- LIKENESS END -->"
+    if begin not in old or end not in old:
+        return ""
+    return "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
 
 
 def _training_table(results: list[dict[str, Any]], bits: int) -> list[str]:

@@ -23,7 +23,7 @@ from dnhcli.evaluation.instance import (
     likeness_ratio,
     sample_indices,
 )
-from dnhcli.evaluation.protocol import DEFAULT_KS, TIE_BREAKS, Evaluation, _class_ids, evaluate_codes
+from dnhcli.evaluation.protocol import DEFAULT_KS, TIE_BREAKS, Evaluation, class_ids, evaluate_codes
 from dnhcli.evaluation.two_stage import evaluate_two_stage, two_stage_summary
 from dnhcli.folders import check_output_folder, staged_folder
 from dnhcli.index.codes import codes_from_continuous, mean_tie_size
@@ -255,7 +255,7 @@ def _likeness(config: EvalConfig, query: Side, gallery: Side, pixels: np.ndarray
     """The likeness ratio of the Hamming top 10 (ties as --tie-break orders them) and of the
     two-stage top 10, over a seeded sample of the queries."""
     picked = sample_indices(len(query.codes), config.instance_sample, config.seed)
-    qclass, gclass, _, _ = _class_ids(qlab, glab)
+    qclass, gclass, _, _ = class_ids(qlab, glab)
     codes, h = query.codes[picked], np.asarray(query.h)[picked]
     k = min(LIKENESS_K, len(gallery.codes))
     if config.tie_break == "asymmetric":

@@ -90,8 +90,8 @@ class Evaluation:
                 "codes": self.counts}
 
 
-def _class_ids(query_labels: np.ndarray, gallery_labels: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def class_ids(query_labels: np.ndarray, gallery_labels: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Compact class ids of the (organ, disease) pairs of both sides, and the grade matrix
     grade[query class, gallery class] (2 same class, 1 same organ, 0 else)."""
     both = np.concatenate([query_labels, gallery_labels])
@@ -130,7 +130,7 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
         raise InputError("the gallery is empty")
     bits = validate_bits(np.shape(gallery_codes)[1] * 8)
     qlab, glab = _labels(query_labels, nq, "query"), _labels(gallery_labels, n, "gallery")
-    qclass, gclass, grade, pairs = _class_ids(qlab, glab)
+    qclass, gclass, grade, pairs = class_ids(qlab, glab)
     same_organ = (grade >= 1).astype(np.int32)
     if radius < 0 or radius > bits:
         raise InputError(f"radius must lie in 0..{bits}, got {radius}")
@@ -159,7 +159,7 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
             ranked = topk(query_codes[lo:hi], gallery_codes, length, threads)[1]
             g_size, g_strict, g_organ = size_d, strict_d, organ_d
         grades = grade[cq[:, None], gclass[ranked]]
-        figures, boundaries = _chunk_figures(grades, ks, strict_d.sum(1), organ_d.sum(1),
+        figures, boundaries = chunk_figures(grades, ks, strict_d.sum(1), organ_d.sum(1),
                                              (g_size, g_strict, g_organ))
         for k, votes in majority_vote_at_ks(gclass[ranked], cq, ks).items():
             figures["strict"][f"mMV@{k}"] = votes
@@ -187,9 +187,9 @@ def evaluate_codes(query_codes: np.ndarray, gallery_codes: np.ndarray, query_lab
                    int(np.isnan(merged["reference"][f"nDCG@{k}"]).sum()) if parts else 0 for k in ks}})
 
 
-def _chunk_figures(grades: np.ndarray, ks: tuple[int, ...], strict_total: np.ndarray,
-                   organ_total: np.ndarray, groups: tuple[np.ndarray, np.ndarray, np.ndarray]
-                   ) -> tuple[dict[str, dict[str, np.ndarray]], dict[int, int]]:
+def chunk_figures(grades: np.ndarray, ks: tuple[int, ...], strict_total: np.ndarray,
+                  organ_total: np.ndarray, groups: tuple[np.ndarray, np.ndarray, np.ndarray]
+                  ) -> tuple[dict[str, dict[str, np.ndarray]], dict[int, int]]:
     """Per-query figures of one chunk, exact on the ranked list and expected over tie orders,
     and for each k how many queries have their cut inside a tie group."""
     organ_ap = average_precision_at_ks(grades >= 1, ks)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dnhcli.evaluation.metrics import majority_vote_at_ks
-from dnhcli.evaluation.protocol import CHUNK_ELEMENTS, Evaluation, _chunk_figures, _class_ids
-from dnhcli.index.rerank import check_oversample, order, scores
+from dnhcli.evaluation.protocol import CHUNK_ELEMENTS, Evaluation, chunk_figures, class_ids
+from dnhcli.index.rerank import candidate_scores, check_oversample, order
 from dnhcli.index.search import topk_ties
 from dnhcli.progress import ProgressFn, no_progress
 
@@ -59,13 +59,9 @@ class Candidates:
 
 def stage_candidates(query_codes: np.ndarray, query_h: np.ndarray, gallery_codes: np.ndarray,
                      vectors: np.ndarray, m: int, threads: int | None = None) -> Candidates:
-    """Candidates of a search with m = k x oversample, each scored with `rerank.scores`."""
+    """Candidates of a search with m = k x oversample, each scored with `rerank.candidate_scores`."""
     lims, hamming, ids = topk_ties(query_codes, gallery_codes, int(m), threads)
-    score = np.empty(len(ids), np.float32)
-    query_h = np.asarray(query_h, np.float32)
-    for q in range(len(lims) - 1):
-        a, b = int(lims[q]), int(lims[q + 1])
-        score[a:b] = scores(query_h[q], vectors[ids[a:b]])
+    score = candidate_scores(query_h, lims, np.asarray(vectors)[ids])
     return Candidates(lims, hamming, ids, score, len(gallery_codes))
 
 
@@ -84,7 +80,7 @@ def evaluate_two_stage(query_codes: np.ndarray, query_h: np.ndarray, gallery_cod
     ks = tuple(sorted(set(int(k) for k in ks)))
     nq, n = len(query_codes), len(gallery_codes)
     qlab, glab = np.asarray(query_labels, np.int64), np.asarray(gallery_labels, np.int64)
-    qclass, gclass, grade, pairs = _class_ids(qlab, glab)
+    qclass, gclass, grade, pairs = class_ids(qlab, glab)
     same_organ = grade >= 1
     class_count = np.bincount(gclass, minlength=len(pairs))
     strict_total, organ_total = class_count[qclass], (same_organ.astype(np.int64) @ class_count)[qclass]
@@ -103,7 +99,7 @@ def evaluate_two_stage(query_codes: np.ndarray, query_h: np.ndarray, gallery_cod
             candidates_per_query[k] += int((ends - cand.lims[:-1]).sum())
             ranked, groups = _rank_groups(cand, ends, min(k, n), gclass, cq, same_organ)
             grades = grade[cq[:, None], gclass[ranked]]
-            figures, boundaries = _chunk_figures(grades, (k,), strict_total[lo:hi], organ_total[lo:hi],
+            figures, boundaries = chunk_figures(grades, (k,), strict_total[lo:hi], organ_total[lo:hi],
                                                  groups)
             figures["strict"][f"mMV@{k}"] = majority_vote_at_ks(gclass[ranked], cq, (k,))[k]
             cuts[k] += boundaries[k]

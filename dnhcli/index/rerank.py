@@ -59,17 +59,23 @@ def check_vectors(vectors: object, count: int, dim: int, what: str = "re-rank ve
     return np.ascontiguousarray(array)
 
 
-def scores(query_h: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Cosine of one query's continuous code (K,) with stored int8 vectors (M, K): (M,) float32.
-    A zero vector (a purged item) scores 0."""
-    q = np.asarray(query_h, np.float32).reshape(-1)
+def candidate_scores(query_h: np.ndarray, lims: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine of each query's continuous code (Q, K) with its candidates' stored int8 vectors
+    (M, K), FAISS-style: query q's candidates are rows lims[q]:lims[q+1]. (M,) float32; a zero
+    vector (a purged item) scores 0. One computation for every query, whatever Q."""
+    q = np.atleast_2d(np.asarray(query_h, np.float32))
     v = np.asarray(vectors, np.float32)
-    qn = float(np.linalg.norm(q))
-    vn = np.linalg.norm(v, axis=1)
-    dots = v @ q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(vn > 0, dots / (vn * max(qn, 1e-12)), 0.0)
-    return out.astype(np.float32)
+    row = np.repeat(np.arange(len(q)), np.diff(lims))
+    qn = np.maximum(np.sqrt(np.einsum("ij,ij->i", q, q)), np.float32(1e-12))
+    scale = np.sqrt(np.einsum("ij,ij->i", v, v)) * qn[row]
+    out = np.zeros(len(v), np.float32)
+    np.divide(np.einsum("ij,ij->i", v, q[row]), scale, out=out, where=scale > 0)
+    return out
+
+
+def scores(query_h: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine of one query's continuous code (K,) with stored int8 vectors (M, K): (M,) float32."""
+    return candidate_scores(np.asarray(query_h).reshape(1, -1), np.array([0, len(vectors)]), vectors)
 
 
 def order(score: np.ndarray, hamming: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -83,18 +89,21 @@ def rerank_candidates(query_h: np.ndarray, lims: np.ndarray, hamming: np.ndarray
     vector) and keep each query's best k: (hamming int32, score float32, ids int64), each
     (Q, min(k, fewest candidates of any query)) when every query has at least k candidates;
     otherwise rows are padded with id -1, distance -1 and score NaN."""
-    nq = len(lims) - 1
-    width = int(min(k, max((int(lims[q + 1] - lims[q]) for q in range(nq)), default=0)))
+    lims = np.asarray(lims, np.int64)
+    nq, counts = len(lims) - 1, np.diff(lims)
+    width = int(min(k, counts.max(initial=0)))
     out_d = np.full((nq, width), -1, np.int32)
     out_s = np.full((nq, width), np.nan, np.float32)
     out_i = np.full((nq, width), -1, np.int64)
-    for q in range(nq):
-        a, b = int(lims[q]), int(lims[q + 1])
-        s = scores(query_h[q], vectors[a:b])
-        best = order(s, hamming[a:b], ids[a:b])[:width]
-        out_d[q, :len(best)] = hamming[a:b][best]
-        out_s[q, :len(best)] = s[best]
-        out_i[q, :len(best)] = ids[a:b][best]
+    if width == 0:
+        return out_d, out_s, out_i
+    score = candidate_scores(query_h, lims, vectors)
+    row = np.repeat(np.arange(nq), counts)
+    ranked = np.lexsort((np.asarray(ids), np.asarray(hamming), -score.astype(np.float64), row))
+    place = np.arange(len(ranked)) - lims[row[ranked]]  # rank inside its query (rows come in order)
+    keep = ranked[place < width]
+    at = (row[keep], place[place < width])
+    out_d[at], out_s[at], out_i[at] = np.asarray(hamming)[keep], score[keep], np.asarray(ids)[keep]
     return out_d, out_s, out_i
 
 

@@ -300,6 +300,10 @@ class HashDBReader(StoreFacts, TwoStageSearch):
 
         queries = self._check_codes(packed_queries, "query codes")
         nq = len(queries)
+        units = [unit for unit in self._searched() if unit.count]
+        if len(units) == 1 and not len(self._deleted) and nq:  # a server's consolidated database
+            lims, dist, local = topk_ties(queries, units[0].codes, int(m))
+            return lims, dist, local + units[0].start
         rows, dists, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
         for unit in self._searched():
             if unit.count == 0 or nq == 0:
@@ -347,6 +351,9 @@ class HashDBReader(StoreFacts, TwoStageSearch):
         gone = wanted[is_deleted(self._deleted, wanted)]
         if gone.size:
             raise InputError(f"item {gone[0]} was deleted from the hash database {self.path}")
+        if len(self._segments) == 1:
+            segment = self._segments[0]
+            return np.asarray(segment.vectors[wanted - segment.start], np.int8)
         out = np.empty((len(wanted), self.bits), np.int8)
         where = np.searchsorted(self._starts, wanted, side="right") - 1
         for s in np.unique(where).tolist():

@@ -11,6 +11,7 @@ import numpy as np
 
 from dnhcli.errors import InputError
 from dnhcli.index.rerank import DEFAULT_OVERSAMPLE, check_oversample, rerank_candidates
+from dnhcli.index.search import within_cut
 
 NO_VECTORS_HINT = "upgrade it with `dnh db upgrade DB --out NEW SOURCES...`, or search with --no-rerank"
 
@@ -41,16 +42,11 @@ class TwoStageSearch:
         """Every live item at a Hamming distance no larger than that of each query's m-th nearest
         live item, FAISS-style (lims int64 (Q+1,), distances int32, ids int64), sorted by (d, id)."""
         dist, _ = self.search(packed_queries, m)
-        nq = len(dist)
         if dist.shape[1] == 0:
+            nq = len(dist)
             return np.zeros(nq + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
         cut = dist[:, -1].astype(np.int64)
-        lims, found, ids = self.range_search(packed_queries, int(cut.max()))
-        row = np.repeat(np.arange(nq), np.diff(lims))
-        keep = found <= cut[row]
-        out = np.zeros(nq + 1, np.int64)
-        np.cumsum(np.bincount(row[keep], minlength=nq), out=out[1:])
-        return out, np.asarray(found[keep], np.int32), np.asarray(ids[keep], np.int64)
+        return within_cut(cut, *self.range_search(packed_queries, int(cut.max())))
 
     def search_two_stage(self, packed_queries: np.ndarray, query_h: np.ndarray, k: int,
                          oversample: int = DEFAULT_OVERSAMPLE

@@ -12,12 +12,17 @@ SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "results.py"
 
 def test_results_script_writes_the_report(tmp_path: Path) -> None:
     doc = tmp_path / "RESULTS.md"
+    doc.write_text("stale-report\n<!-- LIKENESS BEGIN -->\nlikeness-kept\n<!-- LIKENESS END -->\n")
     command = [sys.executable, str(SCRIPT), "--synthetic", "--epochs", "1", "--seeds", "0,1", "--bits", "16",
-               "--main-bits", "16", "--variants", "dnh,lenet-dnh,ordinal", "--jobs", "1",
+               "--main-bits", "16", "--variants", "dnh,lenet-dnh,ordinal", "--jobs", "2",
+               "--synthetic-per-class", "60",
                "--out", str(tmp_path / "out"), "--doc", str(doc)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     text = doc.read_text(encoding="utf-8")
+    assert "stale-report" not in text  # the report is rewritten, the likeness section carried over
+    kept = "<!-- LIKENESS BEGIN -->\nlikeness-kept\n<!-- LIKENESS END -->"
+    assert text.index("## Goals") < text.index(kept)
     for heading in ("## Reference protocol, 16 bits", "## Strict protocol, 16 bits", "## Ties:",
                     "## Bit lengths", "## Per organ", "## Goals", "## Training time",
                     "## Other split seeds, 16 bits", "## What else was tried"):

@@ -150,3 +150,27 @@ def test_candidates_with_deletions_equal_the_generic_two_scans(tmp_path: Path) -
             slow = TwoStageSearch.candidates(db, codes[[0, 25, 60]], m)
             for a, b in zip(fast, slow):
                 assert np.array_equal(a, b)
+
+
+def test_one_segment_without_deletions_searches_like_many(tmp_path: Path) -> None:
+    """The shortcuts of a compacted, consolidated database (one scan, one segment's vectors) give
+    the same candidates, vectors and two-stage answers as the general path."""
+    from dnhcli.stores.two_stage import TwoStageSearch
+
+    codes, vectors = make(tmp_path / "db", batches=4)
+    query_h = np.random.default_rng(9).uniform(-1, 1, (3, BITS)).astype(np.float32)
+    queries = codes[[0, 25, 60]]
+    with HashDB.open(tmp_path / "db") as db:
+        before = [db.search_two_stage(queries, query_h, k, 3) for k in (1, 4, 30)]
+        db.compact()
+    with HashDB.open(tmp_path / "db") as db:
+        db.consolidate()
+        assert np.array_equal(db.vectors([62, 0, 5]), vectors[[62, 0, 5]])
+        for m in (1, 3, 17, 200):
+            fast = db.candidates(queries, m)
+            slow = TwoStageSearch.candidates(db, queries, m)
+            for a, b in zip(fast, slow):
+                assert np.array_equal(a, b)
+        for k, want in zip((1, 4, 30), before):
+            for a, b in zip(db.search_two_stage(queries, query_h, k, 3), want):
+                assert np.array_equal(a, b)
