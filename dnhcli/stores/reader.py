@@ -351,9 +351,9 @@ class HashDBReader(StoreFacts, TwoStageSearch):
         gone = wanted[is_deleted(self._deleted, wanted)]
         if gone.size:
             raise InputError(f"item {gone[0]} was deleted from the hash database {self.path}")
-        if len(self._segments) == 1:
-            segment = self._segments[0]
-            return np.asarray(segment.vectors[wanted - segment.start], np.int8)
+        only = self._segments[0].vectors if len(self._segments) == 1 else None
+        if only is not None:
+            return np.asarray(only[wanted - self._segments[0].start], np.int8)
         out = np.empty((len(wanted), self.bits), np.int8)
         where = np.searchsorted(self._starts, wanted, side="right") - 1
         for s in np.unique(where).tolist():
