@@ -54,6 +54,7 @@ demo: setup system
 	$(BIN)/dnh benchmark --model $(DEMO)/export/encoder.xml --data $(DEMO)/data --batch 1,1024 \
 		--threads 1,2 --seconds 0.6 --engines openvino,pytorch,onnxruntime --e2e-queries 300
 	$(BIN)/python examples/make_scans.py --data $(DEMO)/data --out $(DEMO)/scans
+	$(BIN)/dnh prepare-data --images $(DEMO)/scans --out $(DEMO)/scans-data --force   # one's own images
 	rm -rf $(DEMO)/scans-db
 	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/scans-db $(DEMO)/scans
 	$(BIN)/dnh hash --model $(DEMO)/model/best.pt --db $(DEMO)/scans-db $(DEMO)/scans   # skips all

@@ -7,9 +7,16 @@ Layout of a dataset folder:
     {split}_labels.npy          (N, 3) int32 columns: class, organ, disease
     {split}_origin.npy          (N, 3) int32 columns: subset, official split, index in it
     {split}_raw_labels.npy      (N, W) int16: the subset's own label vector, -1 padded
+    {split}_keys.npy            (N,) unicode: each item's key, as `dnh hash` keys its file
+                                (format version 2: `prepare-data --images` only)
+    {split}_patients.npy        (N,) int32: a patient number local to the dataset (numbered in
+                                order of first appearance; -1 unknown), never an identifier
+                                (format version 2 only)
 
-for split in train, val, gallery, query. A folder is written whole into a temporary
-sibling and renamed into place, so an interrupted run leaves nothing half-made.
+for split in train, val, gallery, query. In a version-2 folder a row of labels (-1, -1, -1)
+is an unlabelled item (`"labelled": false` in the manifest when every item is one). A folder
+is written whole into a temporary sibling and renamed into place, so an interrupted run leaves
+nothing half-made.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from dnhcli.data.keys import dataset_key
 from dnhcli.data.splits import SPLITS
 from dnhcli.errors import DataError
 from dnhcli.folders import check_output_folder as check_folder
@@ -29,8 +37,11 @@ from dnhcli.manifest import file_digest, json_digest, read_json, write_json
 from dnhcli.progress import ProgressFn, no_progress
 
 FORMAT = "dnh-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # MedMNIST and synthetic folders: unchanged, so their bytes stay the same
+KEYED_VERSION = 2  # adds {split}_keys.npy and {split}_patients.npy, and unlabelled rows
+READ_VERSIONS = (FORMAT_VERSION, KEYED_VERSION)
 ARRAYS = ("images", "labels", "origin", "raw_labels")
+OPTIONAL_ARRAYS = ("keys", "patients")
 LABEL_COLUMNS = ("class", "organ", "disease")
 ORIGIN_COLUMNS = ("subset", "official_split", "index")
 
@@ -43,6 +54,8 @@ class SplitData:
     labels: np.ndarray
     origin: np.ndarray
     raw_labels: np.ndarray
+    keys: np.ndarray | None = None
+    patients: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -60,6 +73,15 @@ class SplitData:
         return self.labels[:, 2]
 
 
+def manifest_head(version: int, side: int, pixels: str, seed: int, ratios: tuple[float, ...],
+                  max_per_class: int | None, synthetic: bool) -> dict[str, Any]:
+    """The first fields of every dataset manifest: format, version, image shape, how the pixels
+    were made, and the split's settings."""
+    return {"format": FORMAT, "format_version": version, "image_shape": [side, side],
+            "pixels": pixels, "seed": seed, "ratios": dict(zip(SPLITS, ratios)),
+            "max_per_class": max_per_class, "synthetic": synthetic}
+
+
 def check_output_folder(out: Path, force: bool) -> None:
     """Refuse an output folder that holds anything, unless `force` and it is a dnh dataset."""
     check_folder(out, force, FORMAT, "dataset")
@@ -71,9 +93,10 @@ def write_dataset(out: Path, splits: dict[str, SplitData], manifest: dict[str, A
     check_output_folder(out, force)
     with staged_folder(out) as tmp:
         files: dict[str, Any] = {}
-        total, done = len(SPLITS) * len(ARRAYS), 0
+        names = [*ARRAYS, *(n for n in OPTIONAL_ARRAYS if getattr(splits[SPLITS[0]], n) is not None)]
+        total, done = len(SPLITS) * len(names), 0
         for split in SPLITS:
-            for name in ARRAYS:
+            for name in names:
                 path = tmp / f"{split}_{name}.npy"
                 array = np.ascontiguousarray(getattr(splits[split], name))
                 with open(path, "wb") as handle:
@@ -95,6 +118,8 @@ def _check_sizes(path: Path, manifest: dict[str, Any]) -> None:
         try:
             sizes = {manifest["splits"][split]}
             sizes |= {manifest["files"][f"{split}_{kind}.npy"]["shape"][0] for kind in ARRAYS}
+            sizes |= {manifest["files"][f"{split}_{kind}.npy"]["shape"][0] for kind in OPTIONAL_ARRAYS
+                      if f"{split}_{kind}.npy" in manifest["files"]}
         except (KeyError, TypeError, IndexError):
             raise DataError(f"dataset manifest {path / 'manifest.json'} has no complete entry for the "
                             f"{split} split", hint="prepare the dataset again") from None
@@ -121,9 +146,9 @@ class PreparedDataset:
         manifest = read_json(path / "manifest.json", "dataset manifest")
         if manifest.get("format") != FORMAT:
             raise DataError(f"not a prepared dnh dataset: {path} (format {manifest.get('format')!r})")
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READ_VERSIONS:
             raise DataError(f"dataset {path} has format version {manifest.get('format_version')}, "
-                            f"this dnh reads version {FORMAT_VERSION}",
+                            f"this dnh reads versions {' and '.join(map(str, READ_VERSIONS))}",
                             hint="prepare it again with this version of dnh")
         missing = [k for k in ("files", "classes", "organs", "subsets", "splits") if k not in manifest]
         if missing:
@@ -159,6 +184,20 @@ class PreparedDataset:
         return [o for o, sub in enumerate(self.manifest["subsets"])
                 if str(sub.get("task", "")).startswith("ordinal")]
 
+    @property
+    def labelled(self) -> bool:
+        """False for a set of unlabelled images (`prepare-data --images` with no labels)."""
+        return bool(self.manifest.get("labelled", True))
+
+    def item_keys(self, split: str, start: int = 0, stop: int | None = None) -> list[str]:
+        """The keys of items start..stop of a split: those stored with it (a folder prepared from
+        images keeps the keys `dnh hash` gives its files), else `dataset:<fingerprint>/split/i`."""
+        data = self.split(split)
+        stop = len(data) if stop is None else min(stop, len(data))
+        if data.keys is not None:
+            return [str(k) for k in data.keys[start:stop]]
+        return [dataset_key(self.fingerprint, split, i) for i in range(start, stop)]
+
     def disease_names(self, organ: int) -> list[str]:
         return list(self.manifest["subsets"][organ]["diseases"])
 
@@ -167,9 +206,11 @@ class PreparedDataset:
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}", hint=f"choose from: {', '.join(SPLITS)}")
         arrays = {}
-        for kind in ARRAYS:
+        for kind in (*ARRAYS, *OPTIONAL_ARRAYS):
             file = f"{name}_{kind}.npy"
             expected = self.manifest["files"].get(file)
+            if kind in OPTIONAL_ARRAYS and expected is None:
+                continue
             try:
                 array = np.load(self.path / file, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError, OverflowError) as exc:
@@ -194,6 +235,8 @@ class PreparedDataset:
         bad = (klass < 0) | (klass >= len(self.class_names)) | (organ < 0) | (organ >= len(diseases))
         limit = diseases[np.clip(organ, 0, len(diseases) - 1)] if len(diseases) else np.zeros_like(organ)
         bad |= (disease < 0) | (disease >= limit)
+        if self.manifest.get("format_version") == KEYED_VERSION:  # (-1, -1, -1): an unlabelled item
+            bad &= ~((klass == -1) & (organ == -1) & (disease == -1))
         if bad.any():
             raise DataError(f"{file} row {int(np.argmax(bad))} names a class, organ or disease that the "
                             f"dataset manifest does not have",

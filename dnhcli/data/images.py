@@ -161,29 +161,38 @@ def _pieces(paths: Sequence[Path], chunk: int, side: int, stored: Stored
     """Normalised images with their metadata, at most `chunk` at a time, file by file; the
     images already stored are left out (and not decoded where a whole file is stored)."""
     for path, root in expand_roots(paths):
-        absolute, base = str(path.absolute()), keys.file_key(path, root)
-        if path.suffix.lower() == ".npy":
-            yield from _npy_pieces(path, absolute, base, chunk, side, stored)
-        elif path.suffix.lower() in IMAGE_SUFFIXES or not is_dicom(path):
-            if not stored([base])[0]:
-                yield normalize(load_picture(path), str(path), side), [
-                    {"source": str(path), "file": absolute, "index": None, "key": base}]
-        else:
-            uid, count = keys.dicom_instance(path)
-            names = keys.item_keys(f"dicom:{uid}" if uid else base, count, count > 1)
+        yield from read_file(path, root, side, chunk, stored)
+
+
+def read_file(path: Path, root: Path, side: int = IMAGE_SIDE, chunk: int = CHUNK,
+              stored: Stored | None = None) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    """One file's images as the model's (side x side) input, at most `chunk` at a time, each
+    with its metadata and its key relative to `root` (as `dnh hash` keys it); an `InputError`
+    naming the file where it cannot be read. `prepare-data --images` reads files with it."""
+    stored = stored or _nothing_stored
+    absolute, base = str(path.absolute()), keys.file_key(path, root)
+    if path.suffix.lower() == ".npy":
+        yield from _npy_pieces(path, absolute, base, chunk, side, stored)
+    elif path.suffix.lower() in IMAGE_SUFFIXES or not is_dicom(path):
+        if not stored([base])[0]:
+            yield normalize(load_picture(path), str(path), side), [
+                {"source": str(path), "file": absolute, "index": None, "key": base}]
+    else:
+        uid, count = keys.dicom_instance(path)
+        names = keys.item_keys(f"dicom:{uid}" if uid else base, count, count > 1)
+        keep = ~stored(names)
+        if not keep.any():
+            return
+        frames, metas = read_dicom(path)
+        if len(frames) != len(names):  # the header and the pixels disagree: the pixels win
+            names = keys.item_keys(f"dicom:{uid}" if uid else base, len(frames), len(frames) > 1)
             keep = ~stored(names)
-            if not keep.any():
-                continue
-            frames, metas = read_dicom(path)
-            if len(frames) != len(names):  # the header and the pixels disagree: the pixels win
-                names = keys.item_keys(f"dicom:{uid}" if uid else base, len(frames), len(frames) > 1)
-                keep = ~stored(names)
-            chosen = np.flatnonzero(keep)
-            if len(chosen):
-                images = np.stack([preprocess.fit(frames[i], side, str(path)) for i in chosen])
-                yield images, [{"source": str(path) if len(frames) == 1 else f"{path}[{i}]",
-                                "file": absolute, "index": None, **metas[i], "key": names[i]}
-                               for i in chosen]
+        chosen = np.flatnonzero(keep)
+        if len(chosen):
+            images = np.stack([preprocess.fit(frames[i], side, str(path)) for i in chosen])
+            yield images, [{"source": str(path) if len(frames) == 1 else f"{path}[{i}]",
+                            "file": absolute, "index": None, **metas[i], "key": names[i]}
+                           for i in chosen]
 
 
 def _npy_pieces(path: Path, absolute: str, base: str, chunk: int, side: int, stored: Stored
@@ -311,24 +320,30 @@ def iter_split(dataset: PreparedDataset, split: str, chunk: int = CHUNK,
     """Stream a split of a prepared dataset with its organ, disease, label vector and key;
     items whose key `stored(keys)` marks are left out."""
     data = dataset.split(split)
-    organs, path = dataset.organ_names, str(dataset.path.absolute())
+    path = str(dataset.path.absolute())
     stored = stored or _nothing_stored
+    every = dataset.item_keys(split)
     for start in range(0, len(data), chunk):
-        names = [keys.dataset_key(dataset.fingerprint, split, start + i)
-                 for i in range(min(chunk, len(data) - start))]
+        names = every[start:start + chunk]
         keep = np.flatnonzero(~stored(names))
         labels = np.asarray(data.labels[start:start + chunk])
         raw = np.asarray(data.raw_labels[start:start + chunk])
         meta = []
-        for i, (klass, organ, disease) in enumerate(labels.tolist()):
-            vector = [int(v) for v in raw[i] if v >= 0]
+        for i, row in enumerate(labels.tolist()):
             meta.append({"source": f"{split}[{start + i}]", "dataset": path, "split": split,
-                         "index": start + i, "organ": organs[organ],
-                         "disease": dataset.disease_names(organ)[disease],
-                         "class": dataset.class_names[klass], "labels": vector, "key": names[i]})
+                         "index": start + i, **label_metadata(dataset, row, raw[i]), "key": names[i]})
         if len(keep):
             images = np.asarray(data.images[start:start + chunk])
             yield ImageChunk(images=images[keep], metadata=[meta[i] for i in keep.tolist()])
+
+
+def label_metadata(dataset: PreparedDataset, row: Sequence[int], raw: np.ndarray) -> dict[str, Any]:
+    """An item's organ, disease, class and label vector by name; nothing for an unlabelled item."""
+    klass, organ, disease = (int(v) for v in row)
+    if klass < 0:
+        return {}
+    return {"organ": dataset.organ_names[organ], "disease": dataset.disease_names(organ)[disease],
+            "class": dataset.class_names[klass], "labels": [int(v) for v in raw if v >= 0]}
 
 
 def count_inputs(paths: Sequence[Path]) -> int:

@@ -10,12 +10,12 @@ import numpy as np
 
 from dnhcli.data import medmnist_source as source
 from dnhcli.data.dataset import (
-    FORMAT,
     FORMAT_VERSION,
     LABEL_COLUMNS,
     ORIGIN_COLUMNS,
     SplitData,
     check_output_folder,
+    manifest_head,
     write_dataset,
 )
 from dnhcli.data.defaults import SYNTHETIC_PER_CLASS
@@ -51,10 +51,14 @@ class PrepareResult:
     splits: dict[str, int]
     classes: dict[str, int]
     manifest: dict[str, Any] = field(repr=False)
+    skipped: list[dict[str, str]] | None = None  # --images: the files left out, and why
 
     def to_json(self) -> dict[str, Any]:
+        extra = {} if self.skipped is None else {
+            "labelled": self.manifest["labelled"], "labels": self.manifest["labels"]["source"],
+            "patients": self.manifest["patients"]["splits"], "skipped": self.skipped}
         return {"out": str(self.out), "splits": self.splits, "classes": self.classes,
-                "seed": self.manifest["seed"], "fingerprint": json_digest(self.manifest)}
+                "seed": self.manifest["seed"], "fingerprint": json_digest(self.manifest), **extra}
 
 
 def _load_sources(config: PrepareConfig, progress: ProgressFn
@@ -141,14 +145,9 @@ def _manifest(config: PrepareConfig, loaded: list[tuple[source.SubsetInfo, Poole
                            "organ": organ, "disease": disease,
                            "count": sum(per_split.values()), "splits": per_split})
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
-        "pixels": "uint8 grey 0-255 (RGB converted with BT.601 luma); models scale by 1/255",
-        "seed": config.seed,
-        "ratios": dict(zip(SPLITS, config.ratios)),
-        "max_per_class": config.max_per_class,
-        "synthetic": config.synthetic,
+        **manifest_head(FORMAT_VERSION, IMAGE_SIDE,
+                        "uint8 grey 0-255 (RGB converted with BT.601 luma); models scale by 1/255",
+                        config.seed, config.ratios, config.max_per_class, config.synthetic),
         "organs": [info.organ for info in infos],
         "subsets": [{"flag": info.flag, "organ": info.organ, "source": info.source,
                      "task": info.task, "channels": info.channels, "license": info.license,

@@ -62,3 +62,31 @@ def cap_per_class(classes: np.ndarray, limit: int, seed: int) -> np.ndarray:
         for members in (np.flatnonzero(classes == c) for c in np.unique(classes))
     ]
     return np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)
+
+
+def grouped_split(classes: np.ndarray, groups: np.ndarray, ratios: Sequence[float],
+                  seed: int) -> list[np.ndarray]:
+    """Indices of each split, whole groups (patients) at a time, so that no group lies in two
+    splits. Each class's target counts come from `allocate`; groups go largest first (ties in
+    seeded random order) to the split that still misses the largest share of its targets for
+    the group's classes (so an empty split is served first), so the split is stratified as far
+    as whole groups allow.
+    Each split is then shuffled as in `stratified_split`."""
+    rng = np.random.default_rng(seed)
+    _, klass = np.unique(classes, return_inverse=True)
+    _, group = np.unique(groups, return_inverse=True)
+    counts = np.zeros((int(group.max(initial=-1)) + 1, int(klass.max(initial=-1)) + 1), np.int64)
+    np.add.at(counts, (group, klass), 1)
+    totals = counts.sum(0)
+    wanted = np.stack([allocate(int(n), ratios) for n in totals]) if len(totals) else (
+        np.zeros((0, len(ratios)), np.int64))  # (classes, splits)
+    filled = np.zeros_like(wanted)
+    order = rng.permutation(len(counts))
+    order = order[np.argsort(-counts.sum(1)[order], kind="stable")]
+    chosen = np.empty(len(counts), np.int64)
+    for g in order:
+        need = (counts[g][:, None] * (wanted - filled) / np.maximum(wanted, 1)).sum(0)
+        chosen[g] = int(np.argmax(need))  # ties: the earlier split (train first)
+        filled[:, chosen[g]] += counts[g]
+    split_of = chosen[group]
+    return [rng.permutation(np.flatnonzero(split_of == s)) for s in range(len(ratios))]

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from dnhcli.data.dataset import PreparedDataset
-from dnhcli.data.keys import dataset_key
 from dnhcli.deploy.backends import Backend, load_backend
 from dnhcli.errors import DataError, InputError
 from dnhcli.evaluation.instance import (
@@ -146,7 +145,7 @@ def _db_images(db: Any, live: np.ndarray, dataset: PreparedDataset) -> np.ndarra
     if find is None or len(live) == 0:
         return None
     images = dataset.split("gallery").images
-    ids = np.asarray(find([dataset_key(dataset.fingerprint, "gallery", i) for i in range(len(images))]))
+    ids = np.asarray(find(dataset.item_keys("gallery")))
     index = np.full(int(max(ids.max(initial=-1), np.max(live, initial=-1))) + 1, -1, np.int64)
     index[ids[ids >= 0]] = np.flatnonzero(ids >= 0)
     wanted = index[live]

@@ -13,7 +13,7 @@ import numpy as np
 from dnhcli.data import keys, preprocess
 from dnhcli.data.dataset import PreparedDataset
 from dnhcli.data.dicom import read_dicom
-from dnhcli.data.images import load_npy, load_picture, normalize
+from dnhcli.data.images import label_metadata, load_npy, load_picture, normalize
 from dnhcli.errors import InputError
 from dnhcli.ingest.plan import Unit
 
@@ -119,15 +119,9 @@ class Decoder:
         stop = start + len(unit.keys)
         labels = np.asarray(data.labels[start:stop])
         raw = np.asarray(data.raw_labels[start:stop])
-        organs = dataset.organ_names
-        meta = []
-        for i in unit.keep:
-            klass, organ, disease = labels[i].tolist()
-            meta.append({"source": f"{split}[{start + i}]", "dataset": unit.path, "split": split,
-                         "index": start + i, "organ": organs[organ],
-                         "disease": dataset.disease_names(organ)[disease],
-                         "class": dataset.class_names[klass], "labels": [int(v) for v in raw[i] if v >= 0],
-                         "key": unit.keys[i]})
+        meta = [{"source": f"{split}[{start + i}]", "dataset": unit.path, "split": split, "index": start + i,
+                 **label_metadata(dataset, labels[i].tolist(), raw[i]), "key": unit.keys[i]}
+                for i in unit.keep]
         images = np.asarray(data.images[start:stop])[unit.keep]
         return Decoded(images, meta)
 

@@ -117,11 +117,11 @@ def _npy_units(path: Path, absolute: str, base: str, known: Known, size: int) ->
 
 
 def plan_split(dataset: PreparedDataset, split: str, known: Known, size: int = SLICE) -> Iterator[Unit]:
-    """Units of a prepared dataset's split, at most `size` (and SLICE) items each."""
-    total, path, size = len(dataset.split(split)), str(dataset.path.absolute()), min(size, SLICE)
-    for start in range(0, total, size):
-        names = [keys.dataset_key(dataset.fingerprint, split, start + i)
-                 for i in range(min(size, total - start))]
+    """Units of a prepared dataset's split, at most `size` (and SLICE) items each, keyed by the
+    keys stored with it where it has them (`PreparedDataset.item_keys`)."""
+    every, path, size = dataset.item_keys(split), str(dataset.path.absolute()), min(size, SLICE)
+    for start in range(0, len(every), size):
+        names = every[start:start + size]
         keep = np.flatnonzero(~known(names)).tolist()
         if keep:
             yield Unit("split", path, split, names, keep, start=start)

@@ -91,6 +91,9 @@ class Trainer:
     def __init__(self, dataset: PreparedDataset, hp: Hyperparams) -> None:
         hp.check()
         self.hp, self.dataset = hp, dataset
+        if not dataset.labelled:
+            raise InputError(f"{dataset.path} holds unlabelled images: dnh trains on labelled sets only",
+                             hint="prepare it with labels (class folders, --labels or --label-tag)")
         self.train = _tensors(dataset.split("train"), hp.classes)
         self.val_split = dataset.split("val")
         if len(self.train["images"]) < 2:

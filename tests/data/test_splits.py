@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dnhcli.data.splits import allocate, cap_per_class, parse_ratios, stratified_split
+from dnhcli.data.splits import allocate, cap_per_class, grouped_split, parse_ratios, stratified_split
 from dnhcli.errors import InputError
 
 RATIOS = (6.0, 1.0, 2.0, 1.0)
@@ -63,3 +63,17 @@ def test_cap_per_class_keeps_at_most_limit_per_class() -> None:
     assert np.array_equal(kept, cap_per_class(classes, 20, seed=0))
     with pytest.raises(InputError):
         cap_per_class(classes, 0, seed=0)
+
+
+def test_grouped_split_keeps_each_group_whole_is_seeded_and_stratified() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), rng.integers(1, 6, 60))
+    classes = groups % 3  # a patient's images share a class
+    parts = grouped_split(classes, groups, RATIOS, seed=1)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(groups)))
+    owners = [set(groups[p].tolist()) for p in parts]
+    assert all(not owners[a] & owners[b] for a in range(4) for b in range(a + 1, 4))
+    assert all(len(set(classes[p].tolist())) == 3 for p in parts)  # every class in every split
+    again, other = (grouped_split(classes, groups, RATIOS, seed=s) for s in (1, 2))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(parts, other))
