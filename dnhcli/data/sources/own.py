@@ -66,6 +66,8 @@ def prepare_images(config: ImagesConfig, progress: ProgressFn = no_progress) -> 
     labels = find_labels(walked.items, config.images, config.layout, config.labels, config.label_columns,
                          config.label_tags)
     rows = _unique(walked, _labelled_rows(walked, labels, config.on_error), config.on_error)
+    if config.on_error == "skip":
+        rows = _without_small_classes(walked, labels, rows)
     if not len(rows):
         raise DataError(f"--images {config.images}: no image left to prepare",
                         hint="every file was refused: see the list of skipped files")
@@ -151,6 +153,27 @@ def _numbering(labels: Labels, rows: np.ndarray) -> tuple[list[tuple[str, str]],
     within = {pair: [n for n in names if n[0] == pair[0]].index(pair) for pair in names}
     disease = np.array([within[names[c]] for c in class_of], np.int64)
     return names, class_of, organ, disease, [g or ONE_GROUP for g in groups]
+
+
+def _without_small_classes(walked: Walked, labels: Labels, rows: np.ndarray) -> np.ndarray:
+    """The rows of classes with at least one image per split; each image of a smaller class is
+    left out as a failure that names its class (`on_error="skip"`; "stop" refuses the set)."""
+    if not labels.labelled:
+        return rows
+    counts: dict[tuple[str, str], int] = {}
+    for i in rows.tolist():
+        pair = labels.pairs[i]
+        if pair is not None:
+            counts[pair] = counts.get(pair, 0) + 1
+    kept = []
+    for i in rows.tolist():
+        pair = labels.pairs[i]
+        if pair is not None and counts[pair] < len(SPLITS):
+            walked.failures.append(Failure(str(walked.items[i].file), f"class {_class_name(pair)!r} has "
+                                           f"{counts[pair]} image(s), fewer than the {len(SPLITS)} splits"))
+            continue
+        kept.append(i)
+    return np.array(kept, np.int64)
 
 
 def _patient_numbers(patients: list[str | None]) -> np.ndarray:

@@ -187,3 +187,16 @@ def test_a_repeated_key_stops_the_run_or_keeps_the_first(tmp_path: Path) -> None
     assert not (tmp_path / "ds").exists()
     result = prepare_images(ImagesConfig(out=tmp_path / "ds", images=root, layout="none", on_error="skip"))
     assert sum(result.splits.values()) == 9 and "copy1" in result.skipped[0]["source"]
+
+
+def test_skip_leaves_out_a_class_too_small_to_split(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    for name, count in (("benign", 8), ("malignant", 8), ("rare", 3)):
+        for i in range(count):
+            write_picture(root / name / f"{i}.png", 7 * i + len(name))
+    with pytest.raises(DataError, match="'rare' has 3 image"):
+        prepare_images(ImagesConfig(out=tmp_path / "ds", images=root))
+    result = prepare_images(ImagesConfig(out=tmp_path / "ds", images=root, on_error="skip"))
+    assert result.classes == {"benign": 8, "malignant": 8}
+    assert sorted(f["source"].rsplit("/", 1)[-1] for f in result.skipped) == ["0.png", "1.png", "2.png"]
+    assert all("'rare' has 3 image(s), fewer than the 4 splits" in f["error"] for f in result.skipped)
