@@ -227,10 +227,6 @@ def topk_ties(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | Non
         qsplit, dsplit = _splits(nq, n, nthreads, per_thread=1)
         part_d, part_i, part_n, over = ties_kernel(qwords, flat, width, k, bits, max(4 * k, k + 1024),
                                                    qsplit, dsplit)
-    if nq == 1 and len(part_n) == 1 and not over.any():  # a single query over one range
-        d, i = part_d[0, 0, :part_n[0, 0]], part_i[0, 0, :part_n[0, 0]]
-        order = np.lexsort((i, d))
-        return np.array([0, len(d)], np.int64), d[order], i[order]
     if len(part_n) == 1 and not over.any():  # one database range: each row is the answer, in id order
         rows_d = [part_d[0, q, :part_n[0, q]] for q in range(nq)]
         rows_i = [part_i[0, q, :part_n[0, q]] for q in range(nq)]

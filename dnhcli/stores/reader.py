@@ -305,9 +305,7 @@ class HashDBReader(StoreFacts, TwoStageSearch):
             lims, dist, local = topk_ties(queries, units[0].codes, int(m))
             return lims, dist, local + units[0].start
         rows, dists, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
-        for unit in self._searched():
-            if unit.count == 0 or nq == 0:
-                continue
+        for unit in units if nq else []:
             gone = int(np.sum((self._deleted >= unit.start) & (self._deleted < unit.start + unit.count)))
             lims, dist, local = topk_ties(queries, unit.codes, int(m) + gone)
             found = local + unit.start
